@@ -1,0 +1,266 @@
+"""The user's YAML config, validated by pydantic.
+
+`load_config` turns every problem into a `ConfigError` whose one-line message names the key
+and, where the YAML gives it, the line: "sources[1].feed (line 7): ...".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from schemas.errors import ConfigError
+
+EntityKind = Literal["person", "org", "country", "policy", "product", "other"]
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommentSelectors(_Strict):
+    """Per-source CSS selectors that override comment detection."""
+
+    item: str
+    body: str | None = None
+    author: str | None = None
+    time: str | None = None
+    parent_attr: str | None = None
+
+
+class CommentEndpoint(_Strict):
+    """Comments served as JSON: a URL template with {url}, {article_id} or {page_id}."""
+
+    url: str
+    items: str = "comments"  # dotted path to the list in the JSON answer
+    id: str = "id"
+    author: str = "author"
+    body: str = "body"
+    time: str = "created_at"
+    parent: str = "parent_id"
+
+
+class Source(_Strict):
+    name: str
+    feed: AnyHttpUrl | None = None
+    sitemap: AnyHttpUrl | None = None
+    homepage: AnyHttpUrl | None = None
+    urls: tuple[AnyHttpUrl, ...] = ()
+    comments: CommentSelectors | None = None
+    comments_api: CommentEndpoint | None = None
+    max_items: int = Field(default=200, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be a slug: lower-case letters, digits, '-' and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _has_somewhere_to_look(self) -> Source:
+        if not (self.feed or self.sitemap or self.homepage or self.urls):
+            raise ValueError("needs one of 'feed', 'sitemap', 'homepage' or 'urls'")
+        return self
+
+
+class Entity(_Strict):
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    kind: EntityKind = "other"
+    tracked: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The canonical name first, then every alias."""
+        return (self.name, *self.aliases)
+
+
+class Topic(_Strict):
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class Alerts(_Strict):
+    channels: tuple[str, ...] = ()
+    mode: Literal["immediate", "digest"] = "immediate"
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("channels")
+    @classmethod
+    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in value:
+            if "://" not in channel:
+                raise ValueError(f"{channel!r} is not a notification URL (scheme://...)")
+        return value
+
+
+class Crawl(_Strict):
+    """How politely and how far back to fetch."""
+
+    user_agent_contact: str | None = None
+    window_days: float = Field(default=7, gt=0)
+    timeout_s: float = Field(default=20, gt=0)
+    page_deadline_s: float = Field(default=60, gt=0)
+    max_bytes: int = Field(default=10_000_000, gt=0)
+    per_host_concurrency: int = Field(default=2, ge=1)
+    per_host_delay_s: float = Field(default=0.0, ge=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    obey_robots: bool = True
+
+
+class Config(_Strict):
+    database: Path = Path("policywatch.duckdb")
+    sources: tuple[Source, ...] = Field(min_length=1)
+    entities: tuple[Entity, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    alerts: Alerts = Alerts()
+    crawl: Crawl = Crawl()
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("sources", "entities", "topics", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for key, items in (("sources", self.sources), ("entities", self.entities),
+                           ("topics", self.topics)):
+            seen: dict[str, int] = {}
+            for index, item in enumerate(items):
+                if item.name in seen:
+                    raise _DuplicateName(key, index, item.name, seen[item.name])
+                seen[item.name] = index
+        return self
+
+    @property
+    def tracked_entities(self) -> tuple[Entity, ...]:
+        return tuple(entity for entity in self.entities if entity.tracked)
+
+
+class _DuplicateName(ValueError):
+    def __init__(self, key: str, index: int, name: str, first: int) -> None:
+        super().__init__(f"duplicate name {name!r} (first used by {key}[{first}])")
+        self.loc: tuple[str | int, ...] = (key, index, "name")
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader that remembers the line of every mapping key and sequence item."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {
+        key_node.value: key_node.start_mark.line + 1
+        for key_node, _ in node.value
+        if isinstance(key_node, yaml.ScalarNode)
+    }
+    return _LinedDict(mapping, lines, node.start_mark.line + 1)
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[Any]:
+    items = loader.construct_sequence(node, deep=True)
+    return _LinedList(items, [child.start_mark.line + 1 for child in node.value])
+
+
+class _LinedDict(dict[Any, Any]):
+    def __init__(self, data: dict[Any, Any], lines: dict[Any, int], line: int) -> None:
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+class _LinedList(list[Any]):
+    def __init__(self, data: list[Any], lines: list[int]) -> None:
+        super().__init__(data)
+        self.lines = lines
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _line_of(root: Any, loc: tuple[str | int, ...]) -> int | None:
+    """The YAML line of the deepest part of `loc` that exists in the document."""
+    node, line = root, getattr(root, "line", None)
+    for part in loc:
+        if isinstance(node, _LinedDict) and part in node:
+            line = node.lines.get(part, line)
+            node = node[part]
+        elif isinstance(node, _LinedList) and isinstance(part, int) and part < len(node):
+            line = node.lines[part]
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None) -> Config:
+    """Validate YAML text as a `Config`; relative paths resolve against `base_dir`."""
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{origin}{where}: not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping with at least 'sources'")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc: tuple[str | int, ...] = tuple(error["loc"])
+        ctx_error = (error.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _DuplicateName):
+            loc = ctx_error.loc
+        # pydantic reports union/url members as extra loc parts; keep the user's keys only
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("function-",
+                                                                                 "url["))))
+        line = _line_of(data, loc)
+        where = f" (line {line})" if line else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {message}{more}") from exc
+    if base_dir is not None and not config.database.is_absolute():
+        config = config.model_copy(update={"database": base_dir / config.database})
+    return config
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a config file; paths inside it are relative to the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+    return parse_config(text, origin=str(path), base_dir=path.resolve().parent)

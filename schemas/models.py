@@ -1,0 +1,163 @@
+"""The records policywatch produces, one pydantic model per DuckDB table.
+
+Every stage hands the next one these models; `schemas/ddl.py` declares the same shapes as
+tables, and a test checks the two stay in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QuoteKind = Literal["direct", "indirect", "mixed"]
+StanceLabel = Literal["favor", "against", "neutral"]
+AlertStatus = Literal["pending", "sent", "failed"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ParsedComment(_Record):
+    """A reader comment as found on the page, before it is tied to a stored article."""
+
+    local_id: str = Field(description="the page's own id for the comment, or its position")
+    author: str | None = None
+    body: str
+    posted_at: datetime | None = None
+    parent_local_id: str | None = None
+
+
+class ParsedPage(_Record):
+    """What `tasks.parse.parse_page` reads out of one HTML page."""
+
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    modified_at: datetime | None = None
+    language: str | None = None
+    canonical_url: str | None = None
+    body: str = ""
+    comments: tuple[ParsedComment, ...] = ()
+    # where each metadata field came from ("json-ld", "meta", "time", "byline", ...)
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class Article(_Record):
+    article_id: str
+    source: str
+    url: str
+    canonical_url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    body: str
+    language: str | None = None
+    content_hash: str
+    fetched_at: datetime
+
+
+class Comment(_Record):
+    comment_id: str
+    article_id: str
+    author: str | None = None
+    body: str
+    posted_at: datetime | None = None
+    parent_id: str | None = None
+
+
+class ClaimDraft(_Record):
+    """A claim as the extractor finds it in one text, before it is given ids."""
+
+    speaker: str | None
+    speaker_entity: str | None = None
+    cue: str | None
+    content: str
+    sentence: str
+    quote_kind: QuoteKind
+    entities: tuple[str, ...] = ()
+    # character offsets of the content in the article body (for evaluation and highlighting)
+    content_start: int = -1
+    content_end: int = -1
+
+
+class Claim(_Record):
+    claim_id: str
+    article_id: str
+    speaker: str | None
+    speaker_entity: str | None
+    cue: str | None
+    content: str
+    sentence: str
+    quote_kind: QuoteKind
+    entities: tuple[str, ...] = ()
+
+
+class Stance(_Record):
+    comment_id: str
+    topic: str
+    label: StanceLabel
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class FetchResult(_Record):
+    """One attempt to fetch one URL, successful or not; a row of `fetch_log`."""
+
+    url: str
+    source: str
+    final_url: str | None = None
+    status: int | None = None
+    ok: bool
+    content: bytes | None = None
+    content_type: str | None = None
+    encoding: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    bytes: int = 0
+    duration_ms: int = 0
+    error: str | None = None
+    not_modified: bool = False
+    fetched_at: datetime
+
+
+class Reject(_Record):
+    """A page or item dropped at some stage, kept with its reason so it is retried later."""
+
+    url: str
+    source: str
+    stage: Literal["discover", "fetch", "parse", "extract", "load", "notify"]
+    reason: str
+
+
+class AlertMessage(_Record):
+    """What a channel is told about one new claim on a tracked entity."""
+
+    alert_id: str
+    claim_id: str
+    entity: str
+    channel: str
+    speaker: str | None
+    cue: str | None
+    content: str
+    sentence: str
+    article_title: str | None
+    source: str
+    url: str
+    published_at: datetime | None
+
+
+class RunSummary(_Record):
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: Literal["running", "completed", "failed"]
+    articles_new: int = 0
+    comments_new: int = 0
+    claims_new: int = 0
+    stances_new: int = 0
+    alerts_sent: int = 0
+    alerts_failed: int = 0
+    pages_failed: int = 0
+    failures: tuple[Reject, ...] = ()
