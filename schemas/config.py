@@ -223,7 +223,7 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None) -> Config:
     """Validate YAML text as a `Config`; relative paths resolve against `base_dir`."""
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

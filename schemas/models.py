@@ -102,6 +102,16 @@ class Stance(_Record):
     score: float = Field(ge=0.0, le=1.0)
 
 
+class FetchRequest(_Record):
+    """One URL to fetch, with what the last fetch told us so an unchanged page costs a 304."""
+
+    url: str
+    source: str
+    etag: str | None = None
+    last_modified: str | None = None
+    discovered_at: datetime | None = None
+
+
 class FetchResult(_Record):
     """One attempt to fetch one URL, successful or not; a row of `fetch_log`."""
 

@@ -1,0 +1,91 @@
+"""The nightly flow: crawl every source, extract, load, alert. It only composes tasks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from schemas.config import load_config
+from schemas.models import Reject, RunSummary
+from tasks.analyse import classify_stances_task, extract_claims_task
+from tasks.crawl import crawl_source_task
+from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task
+from tasks.notify import deliver_pending_task, mask_channel
+from tasks.pages import PageBatch
+
+
+@flow(name="policywatch-nightly", log_prints=True)
+def nightly(config_path: str, db_path: str | None = None,
+            extra_channels: list[str] | None = None) -> RunSummary:
+    """One night: every source is crawled, new articles are analysed and loaded, alerts sent."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    db = Path(db_path) if db_path else config.database
+    channels = [*config.alerts.channels, *(extra_channels or [])]
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    started = datetime.now(UTC)
+    begin_run_task(db, run_id, started, str(config_path))
+
+    futures = [crawl_source_task.submit(source, config.crawl, db) for source in config.sources]
+    batches: list[PageBatch] = []
+    failures: list[Reject] = []
+    for source, future in zip(config.sources, futures, strict=True):
+        state = future.wait() or future.state
+        if future.state.is_completed():
+            batches.append(future.result())
+        else:  # a source that crashes outright never stops the others
+            reason = str(state.message or "crawl failed")[:300]
+            logger.error("source %s failed: %s", source.name, reason)
+            failures.append(Reject(url=str(source.feed or source.sitemap or source.homepage
+                                          or (source.urls[0] if source.urls else "")),
+                                   source=source.name, stage="discover", reason=reason))
+
+    articles = [a for b in batches for a in b.articles]
+    comments = [c for b in batches for c in b.comments]
+    claims = extract_claims_task(articles, config.entities)
+    stances = classify_stances_task(comments, config.topics)
+    failures.extend(r for b in batches for r in b.rejects)
+    counts = load_batch_task(db, LoadBatch(
+        run_id=run_id,
+        pages=[o for b in batches for o in b.outcomes],
+        articles=articles, comments=comments, claims=claims, stances=stances,
+        rejects=failures, fetch_log=[f for b in batches for f in b.fetch_log],
+        tracked=frozenset(e.name for e in config.tracked_entities),
+        channels=tuple(mask_channel(c) for c in channels),
+    ))
+    sent, failed = deliver_pending_task(db, channels, max_attempts=config.alerts.max_attempts)
+    summary = RunSummary(
+        run_id=run_id, started_at=started, finished_at=datetime.now(UTC), status="completed",
+        articles_new=counts.articles_new, comments_new=counts.comments_new,
+        claims_new=counts.claims_new, stances_new=counts.stances_new, alerts_sent=sent,
+        alerts_failed=failed,
+        pages_failed=sum(1 for b in batches for o in b.outcomes if o.error),
+        failures=tuple(failures),
+    )
+    finish_run_task(db, summary)
+    logger.info("run %s: %d new articles, %d new comments, %d new claims, %d alerts sent, "
+                "%d failures", run_id, summary.articles_new, summary.comments_new,
+                summary.claims_new, sent, len(failures))
+    create_markdown_artifact(key="policywatch-run", markdown=_artifact(summary),
+                             description=f"policywatch run {run_id}")
+    return summary
+
+
+def _artifact(summary: RunSummary) -> str:
+    lines = [
+        f"# policywatch run {summary.run_id}", "",
+        "| new articles | new comments | new claims | alerts sent | alerts failed | failures |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {summary.articles_new} | {summary.comments_new} | {summary.claims_new} | "
+        f"{summary.alerts_sent} | {summary.alerts_failed} | {len(summary.failures)} |",
+    ]
+    if summary.failures:
+        lines += ["", "## Failures", "", "| source | stage | url | reason |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {r.source} | {r.stage} | {r.url} | {r.reason.replace('|', '/')} |"
+                  for r in summary.failures[:50]]
+    return "\n".join(lines)

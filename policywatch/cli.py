@@ -1,0 +1,263 @@
+"""The `policywatch` command: thin commands, each calling one flow or one query.
+
+Errors become one human line on stderr and an exit code from `EXIT_CODES`; never a
+traceback for something the user can fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from schemas.errors import (
+    ConfigError,
+    DatabaseBusy,
+    FetchError,
+    LoadError,
+    NotifyError,
+    ParseError,
+    PolicywatchError,
+)
+
+# most specific first; 0 is success, 1 an unexpected error
+EXIT_CODES: dict[type[BaseException], int] = {
+    ConfigError: 2,
+    DatabaseBusy: 3,
+    LoadError: 2,
+    FetchError: 4,
+    ParseError: 5,
+    NotifyError: 6,
+    PolicywatchError: 1,
+}
+DEMO_DB = "policywatch-demo.duckdb"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_code_for(exc: BaseException) -> int:
+    for kind, code in EXIT_CODES.items():
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    # Prefect reads these when first imported: keep its console chatter out of the summary
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _fail(exc: BaseException) -> None:
+    click.echo(f"policywatch: error: {exc}", err=True)
+    sys.exit(exit_code_for(exc))
+
+
+def handles_errors(func: F) -> F:
+    """Turn policywatch errors into one line and an exit code."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PolicywatchError as exc:
+            _fail(exc)
+        except Exception as exc:  # Prefect may wrap our errors; unwrap them
+            inner = _policywatch_cause(exc)
+            if inner is None:
+                raise
+            _fail(inner)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _policywatch_cause(exc: BaseException) -> PolicywatchError | None:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, PolicywatchError):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="policywatch")
+def main() -> None:
+    """policywatch: watch tech-policy news for claims about the entities you track."""
+
+
+# -- run and demo --------------------------------------------------------------------------
+
+
+def _print_run(db: Path, summary: Any) -> None:
+    from tasks.load import query
+
+    click.echo(f"Run {summary.run_id}: {summary.status}")
+    click.echo(f"  new articles  {summary.articles_new}")
+    click.echo(f"  new comments  {summary.comments_new}")
+    click.echo(f"  new claims    {summary.claims_new}")
+    click.echo(f"  new stances   {summary.stances_new}")
+    click.echo(f"  alerts sent   {summary.alerts_sent}"
+               + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
+    click.echo(f"  failures      {len(summary.failures)}")
+    for reject in summary.failures[:20]:
+        click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
+    _, tracked = query(
+        db, "SELECT DISTINCT ce.entity, c.speaker, c.cue, c.content, a.source "
+            "FROM claims c JOIN claim_entities ce USING (claim_id) "
+            "JOIN articles a USING (article_id) WHERE c.run_id = ? ORDER BY 1, 5, 2",
+        [summary.run_id])
+    new = [r for r in tracked if r[0] in _tracked_names]
+    click.echo("")
+    click.echo(f"New claims about tracked entities: {len(new)}")
+    entity = None
+    for name, speaker, cue, content, source in new:
+        if name != entity:
+            click.echo(f"  {name}")
+            entity = name
+        click.echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
+                   f"{_clip(content, 110)}  [{source}]")
+
+
+_tracked_names: set[str] = set()
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = ()) -> Any:
+    from flows.nightly import nightly
+    from schemas.config import load_config
+
+    config = load_config(config_path)  # validate before Prefect starts: errors stay quick
+    _tracked_names.clear()
+    _tracked_names.update(e.name for e in config.tracked_entities)
+    target = db or config.database
+    from tasks.load import open_for_write
+
+    with open_for_write(target, wait_s=10):  # fail fast on an unusable or busy database
+        pass
+    return target, nightly(str(config_path), str(target) if db else None,
+                           list(extra_channels))
+
+
+@main.command()
+@click.option("--config", "config_path", required=True,
+              type=click.Path(path_type=Path), help="The YAML config file.")
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help="The DuckDB file (default: the config's `database`).")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
+@handles_errors
+def run(config_path: Path, db: Path | None, verbose: bool) -> None:
+    """One run of the nightly flow for a config."""
+    _quiet_prefect(verbose)
+    target, summary = _run_flow(config_path, db)
+    _print_run(target, summary)
+
+
+@main.command()
+@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
+              help="The DuckDB file to write.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
+@handles_errors
+def demo(db: Path, verbose: bool) -> None:
+    """One full run on the bundled sample site, served on a loopback port."""
+    _quiet_prefect(verbose)
+    from policywatch.demo import serve_demo_site, write_demo_config
+
+    with tempfile.TemporaryDirectory() as folder, serve_demo_site() as (base, receiver):
+        config_path = write_demo_config(base, Path(folder))
+        click.echo(f"Serving the demo site at {base}/ ; database {db}")
+        target, summary = _run_flow(config_path, db, [f"json://{base[7:]}/hook"])
+        _print_run(target, summary)
+        click.echo("")
+        click.echo(f"Alerts received by the demo webhook ({base}/hook): "
+                   f"{len(receiver.messages)}")
+        for message in receiver.messages[:50]:
+            click.echo(f"  - {_clip(str(message.get('title', '')), 120)}")
+
+
+# -- sql -----------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, map(_cell, row), strict=True)) for row in rows],
+                          ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        return out.getvalue().rstrip("\n")
+    text = [[("" if v is None else str(_cell(v))).replace("\n", " ") for v in row]
+            for row in rows]
+    widths = [min(60, max([len(c), *(len(r[i]) for r in text)])) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(_clip(v, w).ljust(w) for v, w in zip(r, widths, strict=True))
+              for r in text]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("query_text", metavar="QUERY")
+@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
+              help="The DuckDB file to read.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+@handles_errors
+def sql(query_text: str, db: Path, fmt: str) -> None:
+    """Ad-hoc SQL over the database, on a read-only connection."""
+    from tasks.load import query
+
+    columns, rows = query(db, query_text)
+    click.echo(format_rows(columns, rows, fmt))
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="The YAML config file.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
+@handles_errors
+def serve(config_path: Path, verbose: bool) -> None:
+    """Keep running the nightly flow on the config's cron schedule."""
+    _quiet_prefect(verbose)
+    from policywatch.server import serve_nightly
+    from schemas.config import load_config
+
+    config = load_config(config_path)
+    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

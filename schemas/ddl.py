@@ -1,0 +1,205 @@
+"""The DuckDB schema: tables, keys and the documented views.
+
+The contract's required columns are all here (docs/contract.md); extra columns are ours.
+Every fact table has a natural primary key built from stable ids, so loading is an upsert
+and a re-run can never add a duplicate. `SCHEMA_VERSION` is stored in `schema_meta`;
+`MIGRATIONS` upgrades an older database in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+SCHEMA_VERSION = 1
+
+TABLES: dict[str, str] = {
+    "schema_meta": """
+        CREATE TABLE IF NOT EXISTS schema_meta (
+            key VARCHAR PRIMARY KEY,
+            value VARCHAR NOT NULL
+        )""",
+    "runs": """
+        CREATE TABLE IF NOT EXISTS runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,          -- running | completed | failed
+            articles_new INTEGER NOT NULL DEFAULT 0,
+            comments_new INTEGER NOT NULL DEFAULT 0,
+            claims_new INTEGER NOT NULL DEFAULT 0,
+            stances_new INTEGER NOT NULL DEFAULT 0,
+            alerts_sent INTEGER NOT NULL DEFAULT 0,
+            alerts_failed INTEGER NOT NULL DEFAULT 0,
+            pages_fetched INTEGER NOT NULL DEFAULT 0,
+            pages_failed INTEGER NOT NULL DEFAULT 0,
+            config_path VARCHAR,
+            schema_version INTEGER,
+            ddl_hash VARCHAR
+        )""",
+    "articles": """
+        CREATE TABLE IF NOT EXISTS articles (
+            article_id VARCHAR PRIMARY KEY,
+            source VARCHAR NOT NULL,
+            url VARCHAR NOT NULL,
+            canonical_url VARCHAR,
+            title VARCHAR,
+            author VARCHAR,
+            published_at TIMESTAMPTZ,
+            body VARCHAR NOT NULL,
+            language VARCHAR,
+            content_hash VARCHAR NOT NULL,
+            fetched_at TIMESTAMPTZ NOT NULL,
+            first_seen_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR NOT NULL
+        )""",
+    "article_urls": """
+        CREATE TABLE IF NOT EXISTS article_urls (
+            url VARCHAR PRIMARY KEY,          -- normalised address
+            article_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            first_seen_at TIMESTAMPTZ NOT NULL
+        )""",
+    "comments": """
+        CREATE TABLE IF NOT EXISTS comments (
+            comment_id VARCHAR PRIMARY KEY,
+            article_id VARCHAR NOT NULL,
+            author VARCHAR,
+            body VARCHAR NOT NULL,
+            posted_at TIMESTAMPTZ,
+            parent_id VARCHAR,
+            first_seen_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR NOT NULL
+        )""",
+    "claims": """
+        CREATE TABLE IF NOT EXISTS claims (
+            claim_id VARCHAR PRIMARY KEY,
+            article_id VARCHAR NOT NULL,
+            speaker VARCHAR,
+            speaker_entity VARCHAR,
+            cue VARCHAR,
+            content VARCHAR NOT NULL,
+            sentence VARCHAR NOT NULL,
+            quote_kind VARCHAR NOT NULL,      -- direct | indirect | mixed
+            first_seen_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR NOT NULL
+        )""",
+    "claim_entities": """
+        CREATE TABLE IF NOT EXISTS claim_entities (
+            claim_id VARCHAR NOT NULL,
+            entity VARCHAR NOT NULL,
+            PRIMARY KEY (claim_id, entity)
+        )""",
+    "stances": """
+        CREATE TABLE IF NOT EXISTS stances (
+            comment_id VARCHAR NOT NULL,
+            topic VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,           -- favor | against | neutral
+            score DOUBLE NOT NULL,
+            run_id VARCHAR NOT NULL,
+            PRIMARY KEY (comment_id, topic)
+        )""",
+    "alerts": """
+        CREATE TABLE IF NOT EXISTS alerts (
+            alert_id VARCHAR PRIMARY KEY,
+            claim_id VARCHAR NOT NULL,
+            entity VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,         -- the channel URL with secrets masked
+            status VARCHAR NOT NULL,          -- pending | sent | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL,
+            sent_at TIMESTAMPTZ,
+            error VARCHAR,
+            run_id VARCHAR NOT NULL
+        )""",
+    "pages": """
+        CREATE TABLE IF NOT EXISTS pages (
+            url VARCHAR PRIMARY KEY,          -- normalised address as discovered
+            source VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,          -- ok | failed | gone
+            http_status INTEGER,
+            etag VARCHAR,
+            last_modified VARCHAR,
+            content_hash VARCHAR,
+            article_id VARCHAR,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error VARCHAR,
+            first_seen_at TIMESTAMPTZ NOT NULL,
+            last_fetched_at TIMESTAMPTZ
+        )""",
+    "raw_pages": """
+        CREATE TABLE IF NOT EXISTS raw_pages (
+            url VARCHAR PRIMARY KEY,          -- normalised address, as in pages
+            final_url VARCHAR NOT NULL,
+            encoding VARCHAR,
+            html_gz BLOB NOT NULL,
+            fetched_at TIMESTAMPTZ NOT NULL
+        )""",
+    "fetch_log": """
+        CREATE TABLE IF NOT EXISTS fetch_log (
+            run_id VARCHAR NOT NULL,
+            url VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            status INTEGER,
+            bytes BIGINT NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            error VARCHAR,
+            fetched_at TIMESTAMPTZ NOT NULL
+        )""",
+    "rejects": """
+        CREATE TABLE IF NOT EXISTS rejects (
+            run_id VARCHAR NOT NULL,
+            url VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL,           -- discover | fetch | parse | extract | load | notify
+            reason VARCHAR NOT NULL,
+            at TIMESTAMPTZ NOT NULL
+        )""",
+}
+
+VIEWS: dict[str, str] = {
+    # One row per claim with where it was published: the view most queries start from.
+    "claims_view": """
+        CREATE OR REPLACE VIEW claims_view AS
+        SELECT c.claim_id, c.speaker, c.speaker_entity, c.cue, c.content, c.quote_kind,
+               c.sentence, a.title AS article_title, a.source, a.url, a.published_at,
+               c.first_seen_at, c.article_id
+        FROM claims c JOIN articles a USING (article_id)""",
+    # Each entity's claims in time order.
+    "entity_timeline": """
+        CREATE OR REPLACE VIEW entity_timeline AS
+        SELECT ce.entity, coalesce(a.published_at, c.first_seen_at) AS at,
+               c.speaker, c.cue, c.content, a.title AS article_title, a.source, a.url,
+               c.claim_id
+        FROM claim_entities ce
+        JOIN claims c USING (claim_id)
+        JOIN articles a USING (article_id)""",
+    # Share of comments per stance label, per topic, article and day.
+    "stance_share": """
+        CREATE OR REPLACE VIEW stance_share AS
+        SELECT s.topic, cm.article_id, a.source,
+               CAST(coalesce(cm.posted_at, cm.first_seen_at) AS DATE) AS day,
+               count(*) AS comments,
+               avg(CASE WHEN s.label = 'favor' THEN 1 ELSE 0 END) AS favor_share,
+               avg(CASE WHEN s.label = 'against' THEN 1 ELSE 0 END) AS against_share,
+               avg(CASE WHEN s.label = 'neutral' THEN 1 ELSE 0 END) AS neutral_share
+        FROM stances s
+        JOIN comments cm USING (comment_id)
+        JOIN articles a ON a.article_id = cm.article_id
+        GROUP BY ALL""",
+}
+
+INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS claim_entities_entity ON claim_entities (entity)",
+    "CREATE INDEX IF NOT EXISTS claims_article ON claims (article_id)",
+    "CREATE INDEX IF NOT EXISTS comments_article ON comments (article_id)",
+    "CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status)",
+)
+
+# version it upgrades *to* -> statements; applied in order to databases below that version
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+
+def ddl_hash() -> str:
+    """A fingerprint of the DDL, recorded with every run."""
+    text = "\n".join([*TABLES.values(), *VIEWS.values(), *INDEXES])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

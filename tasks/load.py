@@ -1,0 +1,416 @@
+"""Everything that touches DuckDB: schema, reading state, the idempotent load, the outbox.
+
+A DuckDB file held open read-write by one process cannot be opened by another, so every
+function here opens the file, does its work and closes it again: the writer is held only
+while loading. Each load is one transaction: stage -> anti-join for what is new -> insert
+-> update the page state, so a crash leaves either all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from prefect import task
+
+from schemas.ddl import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES, VIEWS, ddl_hash
+from schemas.errors import DatabaseBusy, LoadError
+from schemas.models import (
+    AlertMessage,
+    Article,
+    Claim,
+    Comment,
+    FetchResult,
+    Reject,
+    RunSummary,
+    Stance,
+)
+from tasks.ids import alert_id_for, normalize_url
+
+DEFAULT_WAIT_S = 30.0
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+@contextmanager
+def connect(path: Path | str, *, read_only: bool = False,
+            wait_s: float = DEFAULT_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database, waiting up to `wait_s` while another process holds it."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise LoadError(f"{path}: no such database")
+    if not read_only:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoadError(f"{path}: cannot create its folder: {exc.strerror}") from exc
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise LoadError(f"{path}: cannot open database: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(
+                    f"{path}: the database is busy (another policywatch process is "
+                    f"writing to it); waited {wait_s:g} s") from exc
+            time.sleep(0.2)
+        except duckdb.Error as exc:
+            raise LoadError(f"{path}: not a usable DuckDB database: {exc}") from exc
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing and upgrade an older schema in place."""
+    con.execute(TABLES["schema_meta"])
+    row = con.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone()
+    version = int(row[0]) if row else None
+    if version is not None and version > SCHEMA_VERSION:
+        raise LoadError(f"database schema version {version} is newer than this "
+                        f"policywatch ({SCHEMA_VERSION}); upgrade policywatch")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for target in sorted(MIGRATIONS):
+            if version is not None and version < target:
+                for statement in MIGRATIONS[target]:
+                    con.execute(statement)
+        for statement in (*TABLES.values(), *VIEWS.values(), *INDEXES):
+            con.execute(statement)
+        con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('version', ?)",
+                    [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise LoadError(f"cannot create or upgrade the schema: {exc}") from exc
+
+
+def open_for_write(path: Path | str, wait_s: float = DEFAULT_WAIT_S) -> Any:
+    """A writer connection with the schema in place (a context manager)."""
+    return _writer(path, wait_s)
+
+
+@contextmanager
+def _writer(path: Path | str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    with connect(path, wait_s=wait_s) as con:
+        ensure_schema(con)
+        yield con
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def begin_run(path: Path | str, run_id: str, started_at: datetime,
+              config_path: str | None = None) -> None:
+    """Record the run as running; runs left 'running' by a crash are marked failed."""
+    with open_for_write(path) as con:
+        con.execute("UPDATE runs SET status = 'failed' WHERE status = 'running'")
+        con.execute(
+            "INSERT OR REPLACE INTO runs (run_id, started_at, status, config_path, "
+            "schema_version, ddl_hash) VALUES (?, ?, 'running', ?, ?, ?)",
+            [run_id, started_at, config_path, SCHEMA_VERSION, ddl_hash()])
+
+
+def finish_run(path: Path | str, summary: RunSummary) -> None:
+    with open_for_write(path) as con:
+        con.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, articles_new = ?, comments_new = ?, "
+            "claims_new = ?, stances_new = ?, alerts_sent = ?, alerts_failed = ?, "
+            "pages_failed = ? WHERE run_id = ?",
+            [summary.finished_at, summary.status, summary.articles_new, summary.comments_new,
+             summary.claims_new, summary.stances_new, summary.alerts_sent,
+             summary.alerts_failed, summary.pages_failed, summary.run_id])
+
+
+# -- page state ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageState:
+    url: str
+    status: str
+    etag: str | None
+    last_modified: str | None
+    content_hash: str | None
+    article_id: str | None
+    attempts: int
+
+
+def read_page_states(path: Path | str, urls: Sequence[str]) -> dict[str, PageState]:
+    """What earlier runs learnt about these URLs, keyed by normalised URL."""
+    if not Path(path).exists() or not urls:
+        return {}
+    keys = [normalize_url(u) for u in urls]
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "SELECT url, status, etag, last_modified, content_hash, article_id, attempts "
+            "FROM pages WHERE url IN (SELECT unnest(?::VARCHAR[]))", [keys]).fetchall()
+    return {row[0]: PageState(*row) for row in rows}
+
+
+def read_failed_pages(path: Path | str, source: str, max_attempts: int = 10) -> list[str]:
+    """Pages of a source whose last fetch or parse failed: offered again on this run."""
+    if not Path(path).exists():
+        return []
+    with open_for_write(path) as con:
+        rows = con.execute("SELECT url FROM pages WHERE source = ? AND status = 'failed' "
+                           "AND attempts < ? ORDER BY url", [source, max_attempts]).fetchall()
+    return [row[0] for row in rows]
+
+
+def read_article_ids(path: Path | str, urls: Sequence[str]) -> dict[str, str]:
+    """Normalised URL -> article id, for every address an article was stored under."""
+    if not Path(path).exists() or not urls:
+        return {}
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "SELECT url, article_id FROM article_urls WHERE url IN "
+            "(SELECT unnest(?::VARCHAR[]))", [[normalize_url(u) for u in urls]]).fetchall()
+    return dict(rows)
+
+
+def read_raw_pages(path: Path | str, source: str | None = None
+                   ) -> list[tuple[str, str, str, str | None, bytes, datetime]]:
+    """(url, source, final_url, encoding, html, fetched_at) of every archived page."""
+    with connect(path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT r.url, p.source, r.final_url, r.encoding, r.html_gz, r.fetched_at "
+            "FROM raw_pages r JOIN pages p USING (url) "
+            "WHERE ? IS NULL OR p.source = ? ORDER BY r.url", [source, source]).fetchall()
+    return [(u, s, f, e, gzip.decompress(h), t) for u, s, f, e, h, t in rows]
+
+
+# -- the load -----------------------------------------------------------------------------
+
+
+@dataclass
+class PageOutcome:
+    """What happened to one discovered page in this run."""
+
+    url: str  # as discovered
+    source: str
+    fetch: FetchResult | None
+    article_id: str | None = None
+    content_hash: str | None = None
+    error: str | None = None
+    gone: bool = False
+
+
+@dataclass
+class LoadBatch:
+    run_id: str
+    pages: list[PageOutcome] = field(default_factory=list)
+    articles: list[Article] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    stances: list[Stance] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    fetch_log: list[FetchResult] = field(default_factory=list)
+    tracked: frozenset[str] = frozenset()
+    channels: tuple[str, ...] = ()  # masked channel URLs
+    archive: bool = True
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    articles_new: int = 0
+    articles_updated: int = 0
+    comments_new: int = 0
+    claims_new: int = 0
+    stances_new: int = 0
+    alerts_new: int = 0
+    new_claim_ids: tuple[str, ...] = ()
+
+
+def _new_ids(con: duckdb.DuckDBPyConnection, table: str, key: str,
+             ids: Sequence[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = con.execute(
+        f"SELECT id FROM (SELECT unnest(?::VARCHAR[]) AS id) "
+        f"WHERE id NOT IN (SELECT {key} FROM {table})", [list(ids)]).fetchall()
+    return {row[0] for row in rows}
+
+
+def load_batch(path: Path | str, batch: LoadBatch) -> LoadCounts:
+    """Write one batch in one transaction; rows already present are left as they are."""
+    now = datetime.now(UTC)
+    with open_for_write(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            counts = _load(con, batch, now)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise LoadError(f"load failed and was rolled back: {exc}") from exc
+    return counts
+
+
+def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> LoadCounts:
+    run = batch.run_id
+    articles = list({a.article_id: a for a in batch.articles}.values())
+    new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in articles])
+    updated = [a for a in articles if a.article_id not in new_articles]
+    con.executemany(
+        "INSERT INTO articles (article_id, source, url, canonical_url, title, author, "
+        "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[a.article_id, a.source, a.url, a.canonical_url, a.title, a.author, a.published_at,
+          a.body, a.language, a.content_hash, a.fetched_at, now, run]
+         for a in articles if a.article_id in new_articles])
+    # a changed page keeps its id and first_seen_at; its text is brought up to date
+    con.executemany(
+        "UPDATE articles SET title = ?, author = ?, published_at = ?, body = ?, language = ?, "
+        "content_hash = ?, fetched_at = ?, canonical_url = coalesce(?, canonical_url) "
+        "WHERE article_id = ? AND content_hash <> ?",
+        [[a.title, a.author, a.published_at, a.body, a.language, a.content_hash, a.fetched_at,
+          a.canonical_url, a.article_id, a.content_hash] for a in updated])
+    url_rows = {}
+    for a in articles:
+        for u in {a.url, a.canonical_url} - {None}:
+            url_rows[normalize_url(str(u))] = [normalize_url(str(u)), a.article_id, a.source, now]
+    for page in batch.pages:
+        if page.article_id:
+            key = normalize_url(page.url)
+            url_rows.setdefault(key, [key, page.article_id, page.source, now])
+    con.executemany("INSERT INTO article_urls VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    list(url_rows.values()))
+
+    comments = list({c.comment_id: c for c in batch.comments}.values())
+    new_comments = _new_ids(con, "comments", "comment_id", [c.comment_id for c in comments])
+    con.executemany(
+        "INSERT INTO comments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[c.comment_id, c.article_id, c.author, c.body, c.posted_at, c.parent_id, now, run]
+         for c in comments if c.comment_id in new_comments])
+
+    claims = list({c.claim_id: c for c in batch.claims}.values())
+    new_claims = _new_ids(con, "claims", "claim_id", [c.claim_id for c in claims])
+    fresh = [c for c in claims if c.claim_id in new_claims]
+    con.executemany(
+        "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[c.claim_id, c.article_id, c.speaker, c.speaker_entity, c.cue, c.content, c.sentence,
+          c.quote_kind, now, run] for c in fresh])
+    con.executemany(
+        "INSERT INTO claim_entities VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [[c.claim_id, e] for c in fresh for e in c.entities])
+
+    stance_keys = {(s.comment_id, s.topic): s for s in batch.stances}
+    existing = set()
+    if stance_keys:
+        existing = set(con.execute(
+            "SELECT comment_id, topic FROM stances WHERE comment_id IN "
+            "(SELECT unnest(?::VARCHAR[]))", [list({k[0] for k in stance_keys})]).fetchall())
+    new_stances = [s for k, s in stance_keys.items() if k not in existing]
+    con.executemany("INSERT INTO stances VALUES (?, ?, ?, ?, ?)",
+                    [[s.comment_id, s.topic, s.label, s.score, run] for s in new_stances])
+
+    # the outbox: an alert per new claim, tracked entity and channel, written with the claim
+    alerts = [[alert_id_for(c.claim_id, e, ch), c.claim_id, e, ch, now, run]
+              for c in fresh for e in c.entities if e in batch.tracked
+              for ch in batch.channels]
+    con.executemany(
+        "INSERT INTO alerts (alert_id, claim_id, entity, channel, status, attempts, "
+        "created_at, run_id) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING",
+        alerts)
+
+    _record_pages(con, batch, now)
+    return LoadCounts(
+        articles_new=len(new_articles), articles_updated=len(updated),
+        comments_new=len(new_comments), claims_new=len(fresh), stances_new=len(new_stances),
+        alerts_new=len(alerts), new_claim_ids=tuple(c.claim_id for c in fresh))
+
+
+def _record_pages(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> None:
+    for page in batch.pages:
+        key = normalize_url(page.url)
+        fetch = page.fetch
+        status = "gone" if page.gone else ("failed" if page.error else "ok")
+        con.execute(
+            "INSERT INTO pages (url, source, status, http_status, etag, last_modified, "
+            "content_hash, article_id, attempts, last_error, first_seen_at, last_fetched_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO UPDATE SET "
+            "status = excluded.status, http_status = excluded.http_status, "
+            "etag = coalesce(excluded.etag, pages.etag), "
+            "last_modified = coalesce(excluded.last_modified, pages.last_modified), "
+            "content_hash = coalesce(excluded.content_hash, pages.content_hash), "
+            "article_id = coalesce(excluded.article_id, pages.article_id), "
+            "attempts = CASE WHEN excluded.status = 'ok' THEN 0 ELSE pages.attempts + 1 END, "
+            "last_error = excluded.last_error, last_fetched_at = excluded.last_fetched_at",
+            [key, page.source, status, fetch.status if fetch else None,
+             fetch.etag if fetch and fetch.ok else None,
+             fetch.last_modified if fetch and fetch.ok else None, page.content_hash,
+             page.article_id, 0 if status == "ok" else 1, page.error, now,
+             fetch.fetched_at if fetch else now])
+        if batch.archive and fetch and fetch.ok and fetch.content:
+            con.execute(
+                "INSERT OR REPLACE INTO raw_pages VALUES (?, ?, ?, ?, ?)",
+                [key, fetch.final_url or fetch.url, fetch.encoding,
+                 gzip.compress(fetch.content, compresslevel=6), fetch.fetched_at])
+    con.executemany(
+        "INSERT INTO fetch_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[batch.run_id, f.url, f.source, f.status, f.bytes, f.duration_ms, f.error,
+          f.fetched_at] for f in batch.fetch_log])
+    con.executemany(
+        "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
+        [[batch.run_id, r.url, r.source, r.stage, r.reason, now] for r in batch.rejects])
+
+
+# -- the outbox ---------------------------------------------------------------------------
+
+
+def alerts_to_send(path: Path | str, max_attempts: int) -> list[AlertMessage]:
+    """Pending alerts, and failed ones that still have attempts left, oldest first."""
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "SELECT al.alert_id, al.claim_id, al.entity, al.channel, c.speaker, c.cue, "
+            "c.content, c.sentence, a.title, a.source, a.url, a.published_at "
+            "FROM alerts al JOIN claims c USING (claim_id) JOIN articles a USING (article_id) "
+            "WHERE al.status = 'pending' OR (al.status = 'failed' AND al.attempts < ?) "
+            "ORDER BY al.created_at, a.published_at, al.alert_id", [max_attempts]).fetchall()
+    fields = list(AlertMessage.model_fields)
+    return [AlertMessage(**dict(zip(fields, row, strict=True))) for row in rows]
+
+
+def record_alert_result(path: Path | str, alert_id: str, *, sent: bool,
+                        error: str | None = None) -> None:
+    with open_for_write(path) as con:
+        if sent:
+            con.execute("UPDATE alerts SET status = 'sent', attempts = attempts + 1, "
+                        "sent_at = now(), error = NULL WHERE alert_id = ?", [alert_id])
+        else:
+            con.execute("UPDATE alerts SET status = 'failed', attempts = attempts + 1, "
+                        "error = ? WHERE alert_id = ?", [error, alert_id])
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def query(path: Path | str, sql: str, params: Sequence[Any] = (),
+          wait_s: float = 5.0) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run SQL on a read-only connection: (column names, rows)."""
+    with connect(path, read_only=True, wait_s=wait_s) as con:
+        try:
+            cursor = con.execute(sql, list(params))
+        except duckdb.Error as exc:
+            raise LoadError(str(exc).splitlines()[0]) from exc
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
+
+
+begin_run_task = task(name="begin-run")(begin_run)
+load_batch_task = task(name="load")(load_batch)
+finish_run_task = task(name="finish-run")(finish_run)

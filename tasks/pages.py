@@ -1,0 +1,107 @@
+"""From fetched pages to articles and comments with stable ids.
+
+Pure: fetch results and what earlier runs learnt in, models out. A page that cannot be
+parsed becomes a reject with its reason and is retried next run; an unchanged page (304, or
+the same body as last time) is skipped before any extraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from schemas.config import Source
+from schemas.errors import ParseError
+from schemas.models import Article, Comment, FetchResult, ParsedPage, Reject
+from tasks.fetch import is_gone
+from tasks.ids import article_id_for, comment_id_for, content_hash, normalize_url
+from tasks.load import PageOutcome, PageState
+from tasks.parse import parse_page
+
+
+@dataclass
+class PageBatch:
+    outcomes: list[PageOutcome] = field(default_factory=list)
+    articles: list[Article] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    fetch_log: list[FetchResult] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def to_records(page: ParsedPage, fetch: FetchResult, source: str,
+               known_article_id: str | None = None) -> tuple[Article, list[Comment]]:
+    """The article and comments of one parsed page, with their stable ids."""
+    url = fetch.final_url or fetch.url
+    article_id = known_article_id or article_id_for(url, page.canonical_url)
+    article = Article(
+        article_id=article_id, source=source, url=url, canonical_url=page.canonical_url,
+        title=page.title, author=page.author, published_at=page.published_at, body=page.body,
+        language=page.language, content_hash=content_hash(page.body),
+        fetched_at=fetch.fetched_at,
+    )
+    by_local = {c.local_id: comment_id_for(article_id, c.local_id) for c in page.comments}
+    comments = [
+        Comment(comment_id=by_local[c.local_id], article_id=article_id, author=c.author,
+                body=c.body, posted_at=c.posted_at,
+                parent_id=by_local.get(c.parent_local_id) if c.parent_local_id else None)
+        for c in page.comments
+    ]
+    return article, comments
+
+
+def process_pages(fetches: Sequence[FetchResult], source: Source,
+                  states: Mapping[str, PageState],
+                  known_urls: Mapping[str, str] | None = None) -> PageBatch:
+    """Parse every fetched page of a source; `known_urls` maps normalised URL -> article id."""
+    known_urls = known_urls or {}
+    out = PageBatch()
+    for fetch in fetches:
+        state = states.get(normalize_url(fetch.url))
+        if not fetch.ok:
+            gone = is_gone(fetch)
+            reason = fetch.error or "fetch failed"
+            out.outcomes.append(PageOutcome(url=fetch.url, source=source.name, fetch=fetch,
+                                            error=reason, gone=gone))
+            out.rejects.append(Reject(url=fetch.url, source=source.name, stage="fetch",
+                                      reason=reason))
+            continue
+        if fetch.not_modified or fetch.content is None:
+            out.unchanged += 1
+            out.outcomes.append(PageOutcome(
+                url=fetch.url, source=source.name, fetch=fetch,
+                article_id=state.article_id if state else None,
+                content_hash=state.content_hash if state else None))
+            continue
+        try:
+            parsed = parse_page(fetch.content, fetch.final_url or fetch.url,
+                                fetched_at=fetch.fetched_at, encoding=fetch.encoding,
+                                comment_selectors=source.comments)
+        except ParseError as exc:
+            out.outcomes.append(PageOutcome(url=fetch.url, source=source.name, fetch=fetch,
+                                            error=f"parse: {exc}"))
+            out.rejects.append(Reject(url=fetch.url, source=source.name, stage="parse",
+                                      reason=str(exc)))
+            continue
+        known = _known_article(fetch, parsed, known_urls, state)
+        article, comments = to_records(parsed, fetch, source.name, known)
+        out.outcomes.append(PageOutcome(url=fetch.url, source=source.name, fetch=fetch,
+                                        article_id=article.article_id,
+                                        content_hash=article.content_hash))
+        out.comments.extend(comments)  # new comments can come under an unchanged body
+        if state is not None and state.content_hash == article.content_hash:
+            out.unchanged += 1  # same text as last time: no claims to extract again
+            continue
+        out.articles.append(article)
+    return out
+
+
+def _known_article(fetch: FetchResult, parsed: ParsedPage, known_urls: Mapping[str, str],
+                   state: PageState | None) -> str | None:
+    """The id an earlier run gave this article under any of its addresses."""
+    if state is not None and state.article_id:
+        return state.article_id
+    for url in (parsed.canonical_url, fetch.final_url, fetch.url):
+        if url and normalize_url(url) in known_urls:
+            return known_urls[normalize_url(url)]
+    return None
