@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -94,18 +95,19 @@ class Topic(_Strict):
     description: str = Field(min_length=1)
 
 
+def _notification_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError(f"{value!r} is not a notification URL (scheme://...)")
+    return value
+
+
+ChannelUrl = Annotated[str, AfterValidator(_notification_url)]
+
+
 class Alerts(_Strict):
-    channels: tuple[str, ...] = ()
+    channels: tuple[ChannelUrl, ...] = ()
     mode: Literal["immediate", "digest"] = "immediate"
     max_attempts: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("channels")
-    @classmethod
-    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for channel in value:
-            if "://" not in channel:
-                raise ValueError(f"{channel!r} is not a notification URL (scheme://...)")
-        return value
 
 
 class Crawl(_Strict):

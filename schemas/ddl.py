@@ -152,7 +152,7 @@ TABLES: dict[str, str] = {
             source VARCHAR NOT NULL,
             stage VARCHAR NOT NULL,           -- discover | fetch | parse | extract | load | notify
             reason VARCHAR NOT NULL,
-            at TIMESTAMPTZ NOT NULL
+            rejected_at TIMESTAMPTZ NOT NULL
         )""",
 }
 
@@ -167,7 +167,7 @@ VIEWS: dict[str, str] = {
     # Each entity's claims in time order.
     "entity_timeline": """
         CREATE OR REPLACE VIEW entity_timeline AS
-        SELECT ce.entity, coalesce(a.published_at, c.first_seen_at) AS at,
+        SELECT ce.entity, coalesce(a.published_at, c.first_seen_at) AS "at",
                c.speaker, c.cue, c.content, a.title AS article_title, a.source, a.url,
                c.claim_id
         FROM claim_entities ce

@@ -6,6 +6,7 @@ tables, and a test checks the two stay in step.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Literal
 
@@ -120,7 +121,7 @@ class FetchResult(_Record):
     final_url: str | None = None
     status: int | None = None
     ok: bool
-    content: bytes | None = None
+    content: builtins.bytes | None = None
     content_type: str | None = None
     encoding: str | None = None
     etag: str | None = None

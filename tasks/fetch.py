@@ -183,13 +183,20 @@ class HostGate:
             lambda: threading.Semaphore(crawl.per_host_concurrency))
         self._next_time: dict[str, float] = defaultdict(float)
         self._robots: dict[str, Protego | None] = {}
+        self._robots_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def robots(self, url: str) -> Protego | None:
+        """The origin's robots.txt, fetched once per run even when threads race for it."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         with self._lock:
-            if origin in self._robots:
-                return self._robots[origin]
+            origin_lock = self._robots_locks[origin]
+        with origin_lock:
+            return self._robots_for(origin)
+
+    def _robots_for(self, origin: str) -> Protego | None:
+        if origin in self._robots:
+            return self._robots[origin]
         parser: Protego | None = None
         try:
             response = self._client.get(f"{origin}/robots.txt", timeout=10.0)
@@ -197,8 +204,7 @@ class HostGate:
                 parser = Protego.parse(response.text)
         except httpx.HTTPError:
             parser = None  # no robots.txt we can read: everything is allowed
-        with self._lock:
-            self._robots[origin] = parser
+        self._robots[origin] = parser
         return parser
 
     def allowed(self, url: str) -> bool:

@@ -236,6 +236,11 @@ class LoadCounts:
     new_claim_ids: tuple[str, ...] = ()
 
 
+def _many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:  # DuckDB refuses an empty executemany
+        con.executemany(sql, rows)
+
+
 def _new_ids(con: duckdb.DuckDBPyConnection, table: str, key: str,
              ids: Sequence[str]) -> set[str]:
     if not ids:
@@ -265,7 +270,7 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
     articles = list({a.article_id: a for a in batch.articles}.values())
     new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in articles])
     updated = [a for a in articles if a.article_id not in new_articles]
-    con.executemany(
+    _many(con,
         "INSERT INTO articles (article_id, source, url, canonical_url, title, author, "
         "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -273,7 +278,7 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
           a.body, a.language, a.content_hash, a.fetched_at, now, run]
          for a in articles if a.article_id in new_articles])
     # a changed page keeps its id and first_seen_at; its text is brought up to date
-    con.executemany(
+    _many(con,
         "UPDATE articles SET title = ?, author = ?, published_at = ?, body = ?, language = ?, "
         "content_hash = ?, fetched_at = ?, canonical_url = coalesce(?, canonical_url) "
         "WHERE article_id = ? AND content_hash <> ?",
@@ -287,12 +292,12 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
         if page.article_id:
             key = normalize_url(page.url)
             url_rows.setdefault(key, [key, page.article_id, page.source, now])
-    con.executemany("INSERT INTO article_urls VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    _many(con, "INSERT INTO article_urls VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     list(url_rows.values()))
 
     comments = list({c.comment_id: c for c in batch.comments}.values())
     new_comments = _new_ids(con, "comments", "comment_id", [c.comment_id for c in comments])
-    con.executemany(
+    _many(con,
         "INSERT INTO comments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [[c.comment_id, c.article_id, c.author, c.body, c.posted_at, c.parent_id, now, run]
          for c in comments if c.comment_id in new_comments])
@@ -300,11 +305,11 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
     claims = list({c.claim_id: c for c in batch.claims}.values())
     new_claims = _new_ids(con, "claims", "claim_id", [c.claim_id for c in claims])
     fresh = [c for c in claims if c.claim_id in new_claims]
-    con.executemany(
+    _many(con,
         "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[c.claim_id, c.article_id, c.speaker, c.speaker_entity, c.cue, c.content, c.sentence,
           c.quote_kind, now, run] for c in fresh])
-    con.executemany(
+    _many(con,
         "INSERT INTO claim_entities VALUES (?, ?) ON CONFLICT DO NOTHING",
         [[c.claim_id, e] for c in fresh for e in c.entities])
 
@@ -315,14 +320,14 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
             "SELECT comment_id, topic FROM stances WHERE comment_id IN "
             "(SELECT unnest(?::VARCHAR[]))", [list({k[0] for k in stance_keys})]).fetchall())
     new_stances = [s for k, s in stance_keys.items() if k not in existing]
-    con.executemany("INSERT INTO stances VALUES (?, ?, ?, ?, ?)",
+    _many(con, "INSERT INTO stances VALUES (?, ?, ?, ?, ?)",
                     [[s.comment_id, s.topic, s.label, s.score, run] for s in new_stances])
 
     # the outbox: an alert per new claim, tracked entity and channel, written with the claim
     alerts = [[alert_id_for(c.claim_id, e, ch), c.claim_id, e, ch, now, run]
               for c in fresh for e in c.entities if e in batch.tracked
               for ch in batch.channels]
-    con.executemany(
+    _many(con,
         "INSERT INTO alerts (alert_id, claim_id, entity, channel, status, attempts, "
         "created_at, run_id) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING",
         alerts)
@@ -360,11 +365,11 @@ def _record_pages(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetim
                 "INSERT OR REPLACE INTO raw_pages VALUES (?, ?, ?, ?, ?)",
                 [key, fetch.final_url or fetch.url, fetch.encoding,
                  gzip.compress(fetch.content, compresslevel=6), fetch.fetched_at])
-    con.executemany(
+    _many(con,
         "INSERT INTO fetch_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [[batch.run_id, f.url, f.source, f.status, f.bytes, f.duration_ms, f.error,
           f.fetched_at] for f in batch.fetch_log])
-    con.executemany(
+    _many(con,
         "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
         [[batch.run_id, r.url, r.source, r.stage, r.reason, now] for r in batch.rejects])
 
