@@ -141,17 +141,18 @@ def _clip(text: str, width: int) -> str:
 
 
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = ()) -> Any:
-    from flows.nightly import nightly
     from schemas.config import load_config
+    from tasks.load import open_for_write
 
-    config = load_config(config_path)  # validate before Prefect starts: errors stay quick
+    # validate the config and the database before Prefect starts, so those errors are quick
+    config = load_config(config_path)
     _tracked_names.clear()
     _tracked_names.update(e.name for e in config.tracked_entities)
     target = db or config.database
-    from tasks.load import open_for_write
-
-    with open_for_write(target, wait_s=10):  # fail fast on an unusable or busy database
+    with open_for_write(target, wait_s=10):
         pass
+    from flows.nightly import nightly
+
     return target, nightly(str(config_path), str(target) if db else None,
                            list(extra_channels))
 

@@ -107,7 +107,7 @@ ChannelUrl = Annotated[str, AfterValidator(_notification_url)]
 class Alerts(_Strict):
     channels: tuple[ChannelUrl, ...] = ()
     mode: Literal["immediate", "digest"] = "immediate"
-    max_attempts: int = Field(default=3, ge=1, le=10)
+    max_attempts: int = Field(default=10, ge=1, le=100)  # tries in all, across runs
 
 
 class Crawl(_Strict):

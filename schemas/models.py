@@ -157,6 +157,7 @@ class AlertMessage(_Record):
     source: str
     url: str
     published_at: datetime | None
+    attempts: int = 0  # deliveries tried before this one
 
 
 class RunSummary(_Record):

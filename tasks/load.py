@@ -382,7 +382,7 @@ def alerts_to_send(path: Path | str, max_attempts: int) -> list[AlertMessage]:
     with open_for_write(path) as con:
         rows = con.execute(
             "SELECT al.alert_id, al.claim_id, al.entity, al.channel, c.speaker, c.cue, "
-            "c.content, c.sentence, a.title, a.source, a.url, a.published_at "
+            "c.content, c.sentence, a.title, a.source, a.url, a.published_at, al.attempts "
             "FROM alerts al JOIN claims c USING (claim_id) JOIN articles a USING (article_id) "
             "WHERE al.status = 'pending' OR (al.status = 'failed' AND al.attempts < ?) "
             "ORDER BY al.created_at, a.published_at, al.alert_id", [max_attempts]).fetchall()
@@ -391,14 +391,15 @@ def alerts_to_send(path: Path | str, max_attempts: int) -> list[AlertMessage]:
 
 
 def record_alert_result(path: Path | str, alert_id: str, *, sent: bool,
-                        error: str | None = None) -> None:
+                        error: str | None = None, tries: int = 1) -> None:
+    """Write one alert's outcome; `tries` is how many deliveries this run attempted."""
     with open_for_write(path) as con:
         if sent:
-            con.execute("UPDATE alerts SET status = 'sent', attempts = attempts + 1, "
-                        "sent_at = now(), error = NULL WHERE alert_id = ?", [alert_id])
+            con.execute("UPDATE alerts SET status = 'sent', attempts = attempts + ?, "
+                        "sent_at = now(), error = NULL WHERE alert_id = ?", [tries, alert_id])
         else:
-            con.execute("UPDATE alerts SET status = 'failed', attempts = attempts + 1, "
-                        "error = ? WHERE alert_id = ?", [error, alert_id])
+            con.execute("UPDATE alerts SET status = 'failed', attempts = attempts + ?, "
+                        "error = ? WHERE alert_id = ?", [tries, error, alert_id])
 
 
 # -- reading ------------------------------------------------------------------------------

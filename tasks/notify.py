@@ -92,13 +92,14 @@ def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
     return f"{mask_channel(channel_url)}: {reason[:300]}"
 
 
-def deliver_pending(db_path: Path | str, channels: Sequence[str], *, max_attempts: int = 3,
-                    backoff_s: float = 0.5,
+def deliver_pending(db_path: Path | str, channels: Sequence[str], *, max_attempts: int = 10,
+                    tries_per_run: int = 3, backoff_s: float = 0.5,
                     sleep: Callable[[float], None] = time.sleep) -> tuple[int, int]:
     """Send every alert waiting in the outbox; (sent, failed) this run.
 
-    Each alert is tried up to the attempts it has left, with backoff, and its outcome is
-    written straight after, so a crash loses at most the one alert in flight.
+    Each alert is tried up to `tries_per_run` times with backoff, and its outcome is written
+    straight after; a failed alert is offered again on later runs until it has been tried
+    `max_attempts` times in all.
     """
     by_mask = {mask_channel(expand_channel(url)): url for url in channels}
     sent = failed = 0
@@ -107,13 +108,16 @@ def deliver_pending(db_path: Path | str, channels: Sequence[str], *, max_attempt
         if channel is None:
             continue  # the channel was removed from the config: keep the row as it is
         error: str | None = "not tried"
-        for attempt in range(max_attempts):
+        tries = 0
+        while tries < min(tries_per_run, max_attempts - alert.attempts):
+            tries += 1
             error = send_alert(channel, alert)
             if error is None:
                 break
-            if attempt + 1 < max_attempts:
-                sleep(backoff_s * 2**attempt)
-        record_alert_result(db_path, alert.alert_id, sent=error is None, error=error)
+            if tries < tries_per_run:
+                sleep(backoff_s * 2 ** (tries - 1))
+        record_alert_result(db_path, alert.alert_id, sent=error is None, error=error,
+                            tries=tries)
         if error is None:
             sent += 1
         else:

@@ -1,0 +1,107 @@
+"""The command line of docs/contract.md: exit codes, messages, formats, and the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from policywatch.cli import EXIT_CODES, exit_code_for, format_rows, main
+from schemas.errors import (
+    ConfigError,
+    DatabaseBusy,
+    FetchError,
+    LoadError,
+    NotifyError,
+    ParseError,
+    PolicywatchError,
+)
+from tasks.load import load_batch
+from tests.tasks.test_load import _batch
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_every_error_class_has_its_exit_code() -> None:
+    expected = {ConfigError: 2, LoadError: 2, DatabaseBusy: 3, FetchError: 4, ParseError: 5,
+                NotifyError: 6, PolicywatchError: 1}
+    assert {k: exit_code_for(k("x")) for k in expected} == expected
+    assert set(EXIT_CODES) == set(expected)
+    assert exit_code_for(RuntimeError("x")) == 1
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "pw.yaml"
+    config.write_text("sources:\n  - name: a\n    feed: https://a.example/rss\n    colour: red\n")
+    code, out, err = _run("run", "--config", str(config), "--db", str(tmp_path / "x.duckdb"))
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "sources[0].colour (line 4): unknown key" in err
+    assert "Traceback" not in err + out
+
+
+def test_missing_config_exit_2(tmp_path: Path) -> None:
+    code, _, err = _run("run", "--config", str(tmp_path / "none.yaml"))
+    assert code == 2 and "cannot read config" in err
+
+
+def test_unusable_database_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "pw.yaml"
+    config.write_text("sources:\n  - name: a\n    urls: [https://a.example/x]\n")
+    garbage = tmp_path / "garbage.duckdb"
+    garbage.write_bytes(b"this is not a database" * 100)
+    code, _, err = _run("run", "--config", str(config), "--db", str(garbage))
+    assert code == 2 and "garbage.duckdb" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_sql_formats(db_path: Path, fmt: str) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, out, _ = _run("sql", "SELECT speaker, quote_kind, first_seen_at FROM claims",
+                        "--db", str(db_path), "--format", fmt)
+    assert code == 0
+    if fmt == "json":
+        [row] = json.loads(out)
+        assert row["speaker"] == "David Sacks" and row["first_seen_at"].startswith("20")
+    elif fmt == "csv":
+        assert out.splitlines()[0] == "speaker,quote_kind,first_seen_at"
+        assert out.splitlines()[1].startswith("David Sacks,indirect,")
+    else:
+        assert "David Sacks" in out and "(1 row)" in out
+
+
+def test_sql_is_read_only_and_errors_are_one_line(db_path: Path) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, _, err = _run("sql", "DROP TABLE claims", "--db", str(db_path))
+    assert code == 2 and "read-only" in err
+    code, _, err = _run("sql", "SELECT nope FROM claims", "--db", str(db_path))
+    assert code == 2 and "nope" in err and err.count("\n") == 1
+    code, _, err = _run("sql", "SELECT 1", "--db", str(db_path.parent / "none.duckdb"))
+    assert code == 2 and "no such database" in err
+
+
+def test_format_rows_table_clips_wide_cells() -> None:
+    out = format_rows(["a"], [("x" * 100,)], "table")
+    assert max(len(line) for line in out.splitlines()) <= 60
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_twice_second_run_finds_nothing_new(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    code, out, err = _run("demo", "--db", str(db))
+    assert code == 0, err
+    assert "New claims about tracked entities:" in out
+    new_claims = int(out.split("New claims about tracked entities:")[1].split()[0])
+    received = int(out.split("Alerts received by the demo webhook")[1].split(":")[1].split()[0])
+    assert new_claims > 10 and received > 10
+    assert "David Sacks" in out and "Huawei" in out
+    code, out, err = _run("demo", "--db", str(db))
+    assert code == 0, err
+    assert "new articles  0" in out and "new claims    0" in out
+    assert "New claims about tracked entities: 0" in out
+    assert "Alerts received by the demo webhook" in out and ": 0" in out

@@ -1,0 +1,92 @@
+"""End to end: the demo site over real HTTP, a real Prefect flow, a real DuckDB file and a real
+webhook receiver, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from flows.nightly import nightly
+from policywatch.demo import serve_demo_site, write_demo_config
+from tasks.load import query
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def site(tmp_path: Path, httpserver: HTTPServer) -> Iterator[tuple[Path, str]]:
+    """The demo site plus one page that does not exist, and a config pointing at both."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    with serve_demo_site(port=None) as (base, _receiver):
+        config = write_demo_config(base, tmp_path)
+        text = config.read_text().replace(
+            "sources:\n",
+            f"sources:\n  - name: broken\n    urls: ['{base}/wire/2026/11/01/missing.html']\n",
+            1).replace("channels: []",
+                       f"channels: ['json://127.0.0.1:{httpserver.port}/hook']")
+        config.write_text(text)
+        yield config, base
+
+
+def _one(db: Path, sql: str) -> object:
+    return query(db, sql)[1][0][0]
+
+
+def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_path: Path,
+                                                   httpserver: HTTPServer) -> None:
+    config, base = site
+    first = nightly(str(config), str(db_path))
+    assert first.status == "completed"
+    assert first.articles_new >= 6 and first.comments_new >= 20 and first.claims_new >= 30
+    assert _one(db_path, "SELECT count(*) FROM articles") == first.articles_new
+    assert _one(db_path, "SELECT count(DISTINCT source) FROM articles") == 3
+
+    # the sample article, its five comments and their stances
+    sample = query(db_path, "SELECT article_id, title, published_at FROM articles "
+                            "WHERE body LIKE '%bypassing US export controls%'")[1]
+    assert len(sample) == 1
+    sample_id = sample[0][0]
+    _, comments = query(db_path, "SELECT author FROM comments WHERE article_id = ? "
+                                 "ORDER BY posted_at NULLS LAST, author", [sample_id])
+    assert {c[0] for c in comments} == {"Eric Cartman", "Stan Marsh", "Raphael",
+                                        "Michelangelo", "Leonardo"}
+    assert _one(db_path, "SELECT count(*) FROM stances") == \
+        _one(db_path, "SELECT count(*) FROM comments")
+
+    # the claims about the sample article carry their speakers
+    _, claims = query(db_path, "SELECT speaker, content FROM claims WHERE article_id = ?",
+                      [sample_id])
+    speakers = {s for s, _ in claims}
+    assert "David Sacks" in speakers
+    assert any(s and "analyst" in s for s in speakers)
+    assert any("bypassing" in c and s and "official" in s.lower() for s, c in claims)
+
+    # alerts: one per new claim on a tracked entity, every one delivered once
+    sent = _one(db_path, "SELECT count(*) FROM alerts WHERE status = 'sent'")
+    assert sent == first.alerts_sent > 0
+    posts = [json.loads(r.data) for r, _ in httpserver.log if r.path == "/hook"]
+    assert len(posts) == sent
+    assert any("Huawei" in p["title"] for p in posts)
+
+    # the failing page is recorded with its reason and the run went on
+    _, rejects = query(db_path, "SELECT source, stage, reason FROM rejects")
+    assert ("broken", "fetch", "HTTP 404") in rejects
+    assert _one(db_path, "SELECT status FROM pages WHERE url LIKE '%missing.html'") == "gone"
+    assert _one(db_path, "SELECT count(*) FROM fetch_log WHERE status = 200") >= 6
+
+    # the second night over an unchanged site adds nothing and sends nothing
+    tables = ("articles", "comments", "claims", "claim_entities", "stances", "alerts")
+    before = {t: _one(db_path, f"SELECT count(*) FROM {t}") for t in tables}
+    second = nightly(str(config), str(db_path))
+    assert (second.articles_new, second.comments_new, second.claims_new,
+            second.alerts_sent) == (0, 0, 0, 0)
+    assert {t: _one(db_path, f"SELECT count(*) FROM {t}") for t in tables} == before
+    assert len([r for r, _ in httpserver.log if r.path == "/hook"]) == sent
+    # conditional GETs: the unchanged pages answered 304 the second time
+    assert _one(db_path, "SELECT count(*) FROM fetch_log WHERE status = 304") >= 6
+    _, runs = query(db_path, "SELECT status, articles_new FROM runs ORDER BY started_at")
+    assert runs == [("completed", first.articles_new), ("completed", 0)]
