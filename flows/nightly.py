@@ -11,10 +11,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from schemas.config import load_config
 from schemas.models import Reject, RunSummary
+from tasks.alerts import plan_alerts_task
 from tasks.analyse import classify_stances_task, extract_claims_task
 from tasks.crawl import crawl_source_task
+from tasks.feeds import write_entity_feeds_task
 from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task
-from tasks.notify import deliver_pending_task, mask_channel
+from tasks.notify import deliver_pending_task, emit_claim_events_task
 from tasks.pages import PageBatch
 
 
@@ -25,7 +27,9 @@ def nightly(config_path: str, db_path: str | None = None,
     logger = get_run_logger()
     config = load_config(config_path)
     db = Path(db_path) if db_path else config.database
-    channels = [*config.alerts.channels, *(extra_channels or [])]
+    rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *(extra_channels or ()))})
+                  for rule in config.alert_rules())
+    tracked = [e.name for e in config.tracked_entities]
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     started = datetime.now(UTC)
     begin_run_task(db, run_id, started, str(config_path))
@@ -49,15 +53,18 @@ def nightly(config_path: str, db_path: str | None = None,
     claims = extract_claims_task(articles, config.entities)
     stances = classify_stances_task(comments, config.topics)
     failures.extend(r for b in batches for r in b.rejects)
+    alerts = plan_alerts_task(claims, rules)
     counts = load_batch_task(db, LoadBatch(
         run_id=run_id,
         pages=[o for b in batches for o in b.outcomes],
         articles=articles, comments=comments, claims=claims, stances=stances,
-        rejects=failures, fetch_log=[f for b in batches for f in b.fetch_log],
-        tracked=frozenset(e.name for e in config.tracked_entities),
-        channels=tuple(mask_channel(c) for c in channels),
+        rejects=failures, fetch_log=[f for b in batches for f in b.fetch_log], alerts=alerts,
     ))
-    sent, failed = deliver_pending_task(db, channels, max_attempts=config.alerts.max_attempts)
+    new_ids = set(counts.new_claim_ids)
+    emit_claim_events_task([c for c in claims if c.claim_id in new_ids], tracked)
+    sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts)
+    write_entity_feeds_task(db, tracked,
+                            config.alerts.feeds_dir or db.with_name(db.stem + "-feeds"))
     summary = RunSummary(
         run_id=run_id, started_at=started, finished_at=datetime.now(UTC), status="completed",
         articles_new=counts.articles_new, comments_new=counts.comments_new,

@@ -104,10 +104,26 @@ def _notification_url(value: str) -> str:
 ChannelUrl = Annotated[str, AfterValidator(_notification_url)]
 
 
+AlertMode = Literal["immediate", "digest"]
+
+
+class AlertRule(_Strict):
+    """Which new claims alert whom. Without rules, every tracked entity alerts every channel."""
+
+    name: str = Field(min_length=1)
+    entities: tuple[str, ...] = ()  # canonical entity names; empty: every tracked entity
+    speakers: tuple[str, ...] = ()  # only claims by these speakers (name or entity)
+    min_outlets: int = Field(default=1, ge=1)  # wait until this many outlets carry the claim
+    channels: tuple[ChannelUrl, ...] = ()  # empty: alerts.channels
+    mode: AlertMode | None = None  # empty: alerts.mode
+
+
 class Alerts(_Strict):
     channels: tuple[ChannelUrl, ...] = ()
-    mode: Literal["immediate", "digest"] = "immediate"
+    mode: AlertMode = "immediate"  # immediate: a message per claim; digest: one per run
     max_attempts: int = Field(default=10, ge=1, le=100)  # tries in all, across runs
+    rules: tuple[AlertRule, ...] = ()
+    feeds_dir: Path | None = None  # Atom feeds per tracked entity; default: beside the database
 
 
 class Crawl(_Strict):
@@ -150,15 +166,44 @@ class Config(_Strict):
                 seen[item.name] = index
         return self
 
+    @model_validator(mode="after")
+    def _rules_name_known_entities(self) -> Config:
+        known = {entity.name for entity in self.entities}
+        for index, rule in enumerate(self.alerts.rules):
+            for position, name in enumerate(rule.entities):
+                if name not in known:
+                    raise _BadReference(("alerts", "rules", index, "entities", position),
+                                        f"{name!r} is not an entity in 'entities'")
+        return self
+
     @property
     def tracked_entities(self) -> tuple[Entity, ...]:
         return tuple(entity for entity in self.entities if entity.tracked)
+
+    def alert_rules(self) -> tuple[AlertRule, ...]:
+        """The rules in force, each with its entities, channels and mode filled in."""
+        tracked = tuple(entity.name for entity in self.tracked_entities)
+        rules = self.alerts.rules or (AlertRule(name="tracked"),)
+        return tuple(
+            rule.model_copy(update={
+                "entities": rule.entities or tracked,
+                "channels": rule.channels or self.alerts.channels,
+                "mode": rule.mode or self.alerts.mode,
+            })
+            for rule in rules
+        )
 
 
 class _DuplicateName(ValueError):
     def __init__(self, key: str, index: int, name: str, first: int) -> None:
         super().__init__(f"duplicate name {name!r} (first used by {key}[{first}])")
         self.loc: tuple[str | int, ...] = (key, index, "name")
+
+
+class _BadReference(ValueError):
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -239,7 +284,7 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
         error = exc.errors()[0]
         loc: tuple[str | int, ...] = tuple(error["loc"])
         ctx_error = (error.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _DuplicateName):
+        if isinstance(ctx_error, _DuplicateName | _BadReference):
             loc = ctx_error.loc
         # pydantic reports union/url members as extra loc parts; keep the user's keys only
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("function-",
@@ -255,6 +300,10 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
         raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {message}{more}") from exc
     if base_dir is not None and not config.database.is_absolute():
         config = config.model_copy(update={"database": base_dir / config.database})
+    feeds = config.alerts.feeds_dir
+    if base_dir is not None and feeds is not None and not feeds.is_absolute():
+        config = config.model_copy(update={"alerts": config.alerts.model_copy(
+            update={"feeds_dir": base_dir / feeds})})
     return config
 
 

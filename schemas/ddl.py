@@ -80,6 +80,7 @@ TABLES: dict[str, str] = {
             content VARCHAR NOT NULL,
             sentence VARCHAR NOT NULL,
             quote_kind VARCHAR NOT NULL,      -- direct | indirect | mixed
+            claim_key VARCHAR NOT NULL,       -- same words in any outlet: one alert
             first_seen_at TIMESTAMPTZ NOT NULL,
             run_id VARCHAR NOT NULL
         )""",
@@ -109,7 +110,11 @@ TABLES: dict[str, str] = {
             created_at TIMESTAMPTZ NOT NULL,
             sent_at TIMESTAMPTZ,
             error VARCHAR,
-            run_id VARCHAR NOT NULL
+            run_id VARCHAR NOT NULL,
+            claim_key VARCHAR NOT NULL,
+            rule VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,            -- immediate | digest
+            delivery_started_at TIMESTAMPTZ   -- set while a delivery is in flight
         )""",
     "pages": """
         CREATE TABLE IF NOT EXISTS pages (
@@ -153,6 +158,23 @@ TABLES: dict[str, str] = {
             stage VARCHAR NOT NULL,           -- discover | fetch | parse | extract | load | notify
             reason VARCHAR NOT NULL,
             rejected_at TIMESTAMPTZ NOT NULL
+        )""",
+    # Near-duplicate detection (tasks/dedupe.py): a MinHash signature per article, and its
+    # LSH band buckets; two articles sharing a bucket are compared.
+    "article_signatures": """
+        CREATE TABLE IF NOT EXISTS article_signatures (
+            article_id VARCHAR PRIMARY KEY,
+            source VARCHAR NOT NULL,
+            title_key VARCHAR,
+            minhash BLOB NOT NULL,
+            first_seen_at TIMESTAMPTZ NOT NULL
+        )""",
+    "article_bands": """
+        CREATE TABLE IF NOT EXISTS article_bands (
+            band SMALLINT NOT NULL,
+            bucket BIGINT NOT NULL,
+            article_id VARCHAR NOT NULL,
+            PRIMARY KEY (band, bucket, article_id)
         )""",
 }
 

@@ -94,6 +94,19 @@ class Claim(_Record):
     sentence: str
     quote_kind: QuoteKind
     entities: tuple[str, ...] = ()
+    claim_key: str = ""  # tasks.ids.claim_key_for(content)
+
+
+class PlannedAlert(_Record):
+    """An alert a new claim raises under one rule, for one entity and channel."""
+
+    alert_id: str
+    claim_id: str
+    claim_key: str
+    entity: str
+    channel: str  # masked
+    rule: str
+    mode: Literal["immediate", "digest"]
 
 
 class Stance(_Record):
@@ -158,6 +171,9 @@ class AlertMessage(_Record):
     url: str
     published_at: datetime | None
     attempts: int = 0  # deliveries tried before this one
+    rule: str = "tracked"
+    mode: Literal["immediate", "digest"] = "immediate"
+    outlets: tuple[str, ...] = ()  # "source: url" of every article carrying the claim
 
 
 class RunSummary(_Record):

@@ -13,7 +13,7 @@ from prefect import task
 from schemas.config import Entity, Topic
 from schemas.models import Article, Claim, Comment, Stance
 from tasks.claims import extract_claims_many
-from tasks.ids import claim_id_for
+from tasks.ids import claim_id_for, claim_key_for
 from tasks.stance import classify_stances
 
 
@@ -28,7 +28,8 @@ def extract_article_claims(articles: Sequence[Article], entities: Sequence[Entit
                 claim_id=claim_id, article_id=article.article_id, speaker=draft.speaker,
                 speaker_entity=draft.speaker_entity, cue=draft.cue, content=draft.content,
                 sentence=draft.sentence, quote_kind=draft.quote_kind,
-                entities=tuple(dict.fromkeys(draft.entities))))
+                entities=tuple(dict.fromkeys(draft.entities)),
+                claim_key=claim_key_for(draft.content)))
     return list(claims.values())
 
 

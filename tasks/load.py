@@ -9,6 +9,7 @@ while loading. Each load is one transaction: stage -> anti-join for what is new 
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,11 +29,12 @@ from schemas.models import (
     Claim,
     Comment,
     FetchResult,
+    PlannedAlert,
     Reject,
     RunSummary,
     Stance,
 )
-from tasks.ids import alert_id_for, normalize_url
+from tasks.ids import normalize_url
 
 DEFAULT_WAIT_S = 30.0
 
@@ -104,9 +106,14 @@ def open_for_write(path: Path | str, wait_s: float = DEFAULT_WAIT_S) -> Any:
     return _writer(path, wait_s)
 
 
+# One writer per process: DuckDB connections in one process share the database, and two
+# writers in parallel threads hit write-write conflicts instead of waiting for each other.
+_WRITE_LOCK = threading.RLock()
+
+
 @contextmanager
 def _writer(path: Path | str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    with connect(path, wait_s=wait_s) as con:
+    with _WRITE_LOCK, connect(path, wait_s=wait_s) as con:
         ensure_schema(con)
         yield con
 
@@ -220,8 +227,7 @@ class LoadBatch:
     stances: list[Stance] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     fetch_log: list[FetchResult] = field(default_factory=list)
-    tracked: frozenset[str] = frozenset()
-    channels: tuple[str, ...] = ()  # masked channel URLs
+    alerts: list[PlannedAlert] = field(default_factory=list)
     archive: bool = True
 
 
@@ -306,9 +312,11 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
     new_claims = _new_ids(con, "claims", "claim_id", [c.claim_id for c in claims])
     fresh = [c for c in claims if c.claim_id in new_claims]
     _many(con,
-        "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO claims (claim_id, article_id, speaker, speaker_entity, cue, content, "
+        "sentence, quote_kind, claim_key, first_seen_at, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[c.claim_id, c.article_id, c.speaker, c.speaker_entity, c.cue, c.content, c.sentence,
-          c.quote_kind, now, run] for c in fresh])
+          c.quote_kind, c.claim_key, now, run] for c in fresh])
     _many(con,
         "INSERT INTO claim_entities VALUES (?, ?) ON CONFLICT DO NOTHING",
         [[c.claim_id, e] for c in fresh for e in c.entities])
@@ -323,20 +331,23 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
     _many(con, "INSERT INTO stances VALUES (?, ?, ?, ?, ?)",
                     [[s.comment_id, s.topic, s.label, s.score, run] for s in new_stances])
 
-    # the outbox: an alert per new claim, tracked entity and channel, written with the claim
-    alerts = [[alert_id_for(c.claim_id, e, ch), c.claim_id, e, ch, now, run]
-              for c in fresh for e in c.entities if e in batch.tracked
-              for ch in batch.channels]
+    # the outbox, written with the claims that raise it: a crash can never lose an alert.
+    # Keyed by the claim's words, so an outlet carrying a known claim adds no second alert.
+    new_ids = {c.claim_id for c in fresh}
+    planned = [a for a in batch.alerts if a.claim_id in new_ids]
+    new_alerts = _new_ids(con, "alerts", "alert_id", [a.alert_id for a in planned])
     _many(con,
         "INSERT INTO alerts (alert_id, claim_id, entity, channel, status, attempts, "
-        "created_at, run_id) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING",
-        alerts)
+        "created_at, run_id, claim_key, rule, mode) "
+        "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [[a.alert_id, a.claim_id, a.entity, a.channel, now, run, a.claim_key, a.rule, a.mode]
+         for a in planned if a.alert_id in new_alerts])
 
     _record_pages(con, batch, now)
     return LoadCounts(
         articles_new=len(new_articles), articles_updated=len(updated),
         comments_new=len(new_comments), claims_new=len(fresh), stances_new=len(new_stances),
-        alerts_new=len(alerts), new_claim_ids=tuple(c.claim_id for c in fresh))
+        alerts_new=len(new_alerts), new_claim_ids=tuple(c.claim_id for c in fresh))
 
 
 def _record_pages(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> None:
@@ -378,28 +389,56 @@ def _record_pages(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetim
 
 
 def alerts_to_send(path: Path | str, max_attempts: int) -> list[AlertMessage]:
-    """Pending alerts, and failed ones that still have attempts left, oldest first."""
+    """Pending alerts, and failed ones with attempts left, oldest first, with every outlet
+    that carries the claim."""
     with open_for_write(path) as con:
         rows = con.execute(
             "SELECT al.alert_id, al.claim_id, al.entity, al.channel, c.speaker, c.cue, "
-            "c.content, c.sentence, a.title, a.source, a.url, a.published_at, al.attempts "
+            "c.content, c.sentence, a.title, a.source, a.url, a.published_at, al.attempts, "
+            "al.rule, al.mode, "
+            "(SELECT list(DISTINCT a2.source || ': ' || a2.url ORDER BY a2.source || ': ' || "
+            " a2.url) FROM claims c2 JOIN articles a2 USING (article_id) "
+            " WHERE c2.claim_key = al.claim_key) "
             "FROM alerts al JOIN claims c USING (claim_id) JOIN articles a USING (article_id) "
             "WHERE al.status = 'pending' OR (al.status = 'failed' AND al.attempts < ?) "
             "ORDER BY al.created_at, a.published_at, al.alert_id", [max_attempts]).fetchall()
     fields = list(AlertMessage.model_fields)
-    return [AlertMessage(**dict(zip(fields, row, strict=True))) for row in rows]
+    return [AlertMessage(**dict(zip(fields, [*row[:-1], tuple(row[-1] or ())], strict=True)))
+            for row in rows]
 
 
-def record_alert_result(path: Path | str, alert_id: str, *, sent: bool,
-                        error: str | None = None, tries: int = 1) -> None:
-    """Write one alert's outcome; `tries` is how many deliveries this run attempted."""
+def mark_delivering(path: Path | str, alert_ids: Sequence[str]) -> None:
+    """Written just before a delivery: if the run dies before the outcome is recorded, the
+    next run knows the alert may have gone out and does not send it again."""
     with open_for_write(path) as con:
-        if sent:
-            con.execute("UPDATE alerts SET status = 'sent', attempts = attempts + ?, "
-                        "sent_at = now(), error = NULL WHERE alert_id = ?", [tries, alert_id])
-        else:
-            con.execute("UPDATE alerts SET status = 'failed', attempts = attempts + ?, "
-                        "error = ? WHERE alert_id = ?", [tries, error, alert_id])
+        con.execute("UPDATE alerts SET delivery_started_at = now() "
+                    "WHERE alert_id IN (SELECT unnest(?::VARCHAR[]))", [list(alert_ids)])
+
+
+def settle_interrupted_deliveries(path: Path | str) -> int:
+    """Alerts whose delivery was cut off by a crash count as sent, never as sent twice."""
+    if not Path(path).exists():
+        return 0
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "UPDATE alerts SET status = 'sent', sent_at = delivery_started_at, "
+            "attempts = attempts + 1, delivery_started_at = NULL, "
+            "error = 'unconfirmed: the run stopped while delivering; not sent again' "
+            "WHERE status <> 'sent' AND delivery_started_at IS NOT NULL "
+            "RETURNING alert_id").fetchall()
+    return len(rows)
+
+
+def record_alert_results(path: Path | str, alert_ids: Sequence[str], *, sent: bool,
+                         error: str | None = None, tries: int = 1) -> None:
+    """Write the outcome of one delivery (one alert, or a digest of several)."""
+    with open_for_write(path) as con:
+        con.execute(
+            "UPDATE alerts SET status = ?, attempts = attempts + ?, "
+            "sent_at = CASE WHEN ? THEN now() ELSE sent_at END, error = ?, "
+            "delivery_started_at = NULL WHERE alert_id IN (SELECT unnest(?::VARCHAR[]))",
+            ["sent" if sent else "failed", tries, sent, None if sent else error,
+             list(alert_ids)])
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -12,15 +12,24 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit, urlunsplit
 
 import apprise
 from prefect import task
+from prefect.events import emit_event
 
-from schemas.models import AlertMessage
-from tasks.load import alerts_to_send, record_alert_result
+from schemas.config import AlertRule
+from schemas.models import AlertMessage, Claim
+from tasks.ids import stable_id
+from tasks.load import (
+    alerts_to_send,
+    mark_delivering,
+    record_alert_results,
+    settle_interrupted_deliveries,
+)
 
 _ENV_REF = re.compile(r"\$\{?([A-Z_][A-Z0-9_]*)\}?")
 
@@ -46,11 +55,15 @@ def mask_channel(url: str) -> str:
     return urlunsplit((parts.scheme, host, path, "", ""))
 
 
+def _when(alert: AlertMessage) -> str:
+    return alert.published_at.strftime("%Y-%m-%d %H:%M UTC") if alert.published_at else "n/a"
+
+
 def format_alert(alert: AlertMessage) -> tuple[str, str]:
     """(title, body) of one alert, as plain text; apprise escapes it for the channel."""
     speaker = alert.speaker or "Unattributed"
     title = f"New claim about {alert.entity}: {speaker} {alert.cue or 'said'}"
-    when = alert.published_at.strftime("%Y-%m-%d %H:%M UTC") if alert.published_at else "n/a"
+    outlets = alert.outlets or (f"{alert.source}: {alert.url}",)
     body = "\n".join([
         f"Entity: {alert.entity}",
         f"Speaker: {speaker}",
@@ -60,10 +73,30 @@ def format_alert(alert: AlertMessage) -> tuple[str, str]:
         f"Article: {alert.article_title or alert.url}",
         f"Outlet: {alert.source}",
         f"URL: {alert.url}",
-        f"Published: {when}",
+        f"Published: {_when(alert)}",
+        *([f"Carried by {len(outlets)} outlets:", *(f"  - {o}" for o in outlets)]
+          if len(outlets) > 1 else []),
         f"Alert id: {alert.alert_id}",
     ])
     return title, body
+
+
+def format_digest(alerts: Sequence[AlertMessage]) -> tuple[str, str]:
+    """One message for a run's alerts on one channel, grouped by entity."""
+    entities = sorted({a.entity for a in alerts})
+    title = f"policywatch: {len(alerts)} new claim{'s' if len(alerts) != 1 else ''} about " \
+            + ", ".join(entities)
+    lines: list[str] = []
+    for entity in entities:
+        lines.append(f"== {entity} ==")
+        for alert in (a for a in alerts if a.entity == entity):
+            outlets = alert.outlets or (f"{alert.source}: {alert.url}",)
+            lines.append(f"- {alert.speaker or 'Unattributed'} {alert.cue or 'said'}: "
+                         f"{alert.content}")
+            lines.append(f"  {alert.article_title or ''} ({_when(alert)})")
+            lines.extend(f"  {o}" for o in outlets)
+        lines.append("")
+    return title, "\n".join(lines).rstrip()
 
 
 def _with_idempotency_key(url: str, alert_id: str) -> str:
@@ -76,11 +109,16 @@ def _with_idempotency_key(url: str, alert_id: str) -> str:
 
 def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
     """Deliver one alert to one channel: None on success, else a secret-free reason."""
-    url = _with_idempotency_key(expand_channel(channel_url), alert.alert_id)
+    title, body = format_alert(alert)
+    return send_message(channel_url, title, body, key=alert.alert_id)
+
+
+def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | None:
+    """Deliver one message; `key` goes out as the webhook's Idempotency-Key."""
+    url = _with_idempotency_key(expand_channel(channel_url), key)
     notifier = apprise.Apprise()
     if not notifier.add(url):
         return f"not a notification URL apprise understands: {mask_channel(channel_url)}"
-    title, body = format_alert(alert)
     with apprise.LogCapture(level=logging.WARNING) as captured:
         ok = notifier.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT)
     if ok:
@@ -92,37 +130,92 @@ def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
     return f"{mask_channel(channel_url)}: {reason[:300]}"
 
 
-def deliver_pending(db_path: Path | str, channels: Sequence[str], *, max_attempts: int = 10,
+def _try(send: Callable[[], str | None], tries_left: int, backoff_s: float,
+         sleep: Callable[[float], None]) -> tuple[str | None, int]:
+    """(error or None, tries used), retrying with exponential backoff."""
+    error: str | None = "not tried"
+    tries = 0
+    while tries < tries_left:
+        tries += 1
+        error = send()
+        if error is None:
+            break
+        if tries < tries_left:
+            sleep(backoff_s * 2 ** (tries - 1))
+    return error, tries
+
+
+def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_attempts: int = 10,
                     tries_per_run: int = 3, backoff_s: float = 0.5,
                     sleep: Callable[[float], None] = time.sleep) -> tuple[int, int]:
-    """Send every alert waiting in the outbox; (sent, failed) this run.
+    """Send every alert waiting in the outbox; (sent, failed) deliveries this run.
 
-    Each alert is tried up to `tries_per_run` times with backoff, and its outcome is written
-    straight after; a failed alert is offered again on later runs until it has been tried
-    `max_attempts` times in all.
+    Each delivery is marked in flight, tried up to `tries_per_run` times with backoff, and
+    its outcome written straight after; a failed alert is offered again on later runs until
+    tried `max_attempts` times. Immediate rules send a message per alert; digest rules one
+    message per channel with all of the run's alerts.
     """
-    by_mask = {mask_channel(expand_channel(url)): url for url in channels}
-    sent = failed = 0
+    settle_interrupted_deliveries(db_path)
+    channels = {mask_channel(url): url for rule in rules for url in rule.channels}
+    by_rule = {rule.name: rule for rule in rules}
+    ready: list[AlertMessage] = []
     for alert in alerts_to_send(db_path, max_attempts):
-        channel = by_mask.get(alert.channel)
-        if channel is None:
-            continue  # the channel was removed from the config: keep the row as it is
-        error: str | None = "not tried"
-        tries = 0
-        while tries < min(tries_per_run, max_attempts - alert.attempts):
-            tries += 1
-            error = send_alert(channel, alert)
-            if error is None:
-                break
-            if tries < tries_per_run:
-                sleep(backoff_s * 2 ** (tries - 1))
-        record_alert_result(db_path, alert.alert_id, sent=error is None, error=error,
-                            tries=tries)
-        if error is None:
-            sent += 1
+        rule = by_rule.get(alert.rule)
+        if rule is None or alert.channel not in channels:
+            continue  # rule or channel since removed from the config: the row stays as it is
+        if len(alert.outlets) < rule.min_outlets:
+            continue  # waits, untried, until enough outlets carry the claim
+        ready.append(alert)
+    deliveries: list[tuple[list[AlertMessage], str, str, str]] = []
+    digests: dict[str, list[AlertMessage]] = {}
+    for alert in ready:
+        if alert.mode == "digest":
+            digests.setdefault(alert.channel, []).append(alert)
         else:
-            failed += 1
+            deliveries.append(([alert], alert.channel, *format_alert(alert)))
+    for channel, group in digests.items():
+        deliveries.append((group, channel, *format_digest(group)))
+    sent = failed = 0
+    for group, channel, title, body in deliveries:
+        ids = [a.alert_id for a in group]
+        tries_left = min(tries_per_run, max_attempts - max(a.attempts for a in group))
+        key = ids[0] if len(ids) == 1 else stable_id("digest", *ids)
+        mark_delivering(db_path, ids)
+        error, tries = _try(partial(send_message, channels[channel], title, body, key=key),
+                            tries_left, backoff_s, sleep)
+        record_alert_results(db_path, ids, sent=error is None, error=error, tries=tries)
+        if error is None:
+            sent += len(ids)
+        else:
+            failed += len(ids)
     return sent, failed
 
 
 deliver_pending_task = task(name="deliver-alerts")(deliver_pending)
+
+
+def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str]) -> int:
+    """A Prefect event per new claim, so Automations can route alerts; returns how many.
+
+    Resource ids follow Prefect's dotted convention; the tracked entities the claim is about
+    are related resources, so an Automation can match `policywatch.entity.Huawei`.
+    """
+    count = 0
+    for claim in claims:
+        related = [{"prefect.resource.id": f"policywatch.entity.{entity}",
+                    "prefect.resource.role": "entity", "tracked": str(entity in tracked)}
+                   for entity in claim.entities]
+        event = emit_event(
+            event="policywatch.claim.new",
+            resource={"prefect.resource.id": f"policywatch.claim.{claim.claim_id}",
+                      "prefect.resource.name": (claim.speaker or "unattributed")[:100]},
+            related=related,
+            payload={"speaker": claim.speaker, "cue": claim.cue, "content": claim.content,
+                     "article_id": claim.article_id, "quote_kind": claim.quote_kind,
+                     "entities": list(claim.entities)},
+        )
+        count += event is not None
+    return count
+
+
+emit_claim_events_task = task(name="emit-claim-events")(emit_claim_events)

@@ -11,8 +11,10 @@ import pytest
 
 from schemas.ddl import TABLES
 from schemas.errors import DatabaseBusy, LoadError
+from schemas.config import AlertRule
 from schemas.models import Article, Claim, Comment, FetchResult, Stance
-from tasks.ids import alert_id_for, article_id_for, claim_id_for, comment_id_for
+from tasks.alerts import plan_alerts
+from tasks.ids import alert_id_for, article_id_for, claim_id_for, claim_key_for, comment_id_for
 from tasks.load import (
     LoadBatch,
     PageOutcome,
@@ -21,7 +23,7 @@ from tasks.load import (
     load_batch,
     query,
     read_page_states,
-    record_alert_result,
+    record_alert_results,
 )
 
 NOW = datetime(2026, 11, 29, 2, tzinfo=UTC)
@@ -39,28 +41,33 @@ CONTRACT = {  # docs/contract.md: the required columns of every table
 }
 
 
-def _batch(run_id: str) -> LoadBatch:
-    aid = article_id_for(URL, None)
+RULE = AlertRule(name="tracked", entities=("Huawei",), channels=("json://127.0.0.1:9/hook",),
+                 mode="immediate")
+
+
+def _batch(run_id: str, rule: AlertRule = RULE, url: str = URL,
+           source: str = "wire") -> LoadBatch:
+    aid = article_id_for(url, None)
     cid = comment_id_for(aid, "comment-1")
     claim = Claim(claim_id=claim_id_for(aid, "David Sacks", "Huawei is closing the gap"),
                   article_id=aid, speaker="David Sacks", speaker_entity="David Sacks",
                   cue="noted", content="Huawei is closing the gap",
                   sentence="He noted that Huawei is closing the gap.", quote_kind="indirect",
-                  entities=("Huawei", "David Sacks"))
-    fetch = FetchResult(url=URL, source="wire", final_url=URL, status=200, ok=True,
+                  entities=("Huawei", "David Sacks"),
+                  claim_key=claim_key_for("Huawei is closing the gap"))
+    fetch = FetchResult(url=url, source=source, final_url=url, status=200, ok=True,
                         content=b"<html>page</html>", etag='"e1"', fetched_at=NOW, bytes=17)
     return LoadBatch(
         run_id=run_id,
-        pages=[PageOutcome(url=URL, source="wire", fetch=fetch, article_id=aid,
+        pages=[PageOutcome(url=url, source=source, fetch=fetch, article_id=aid,
                            content_hash="h1")],
-        articles=[Article(article_id=aid, source="wire", url=URL, title="Chips", body="Body.",
+        articles=[Article(article_id=aid, source=source, url=url, title="Chips", body="Body.",
                           content_hash="h1", fetched_at=NOW, published_at=NOW)],
         comments=[Comment(comment_id=cid, article_id=aid, author="Stan", body="Good move.")],
         claims=[claim],
         stances=[Stance(comment_id=cid, topic="controls", label="favor", score=0.9)],
         fetch_log=[fetch],
-        tracked=frozenset({"Huawei"}),
-        channels=("json://127.0.0.1:9/hook",),
+        alerts=plan_alerts([claim], [rule]),
     )
 
 
@@ -95,7 +102,8 @@ def test_loading_twice_adds_nothing(db_path: Path) -> None:
     # the outbox holds one alert: tracked Huawei x one channel, not the untracked speaker
     [alert] = alerts_to_send(db_path, max_attempts=3)
     assert alert.entity == "Huawei" and alert.speaker == "David Sacks"
-    assert alert.alert_id == alert_id_for(alert.claim_id, "Huawei", "json://127.0.0.1:9/hook")
+    assert alert.alert_id == alert_id_for(claim_key_for("Huawei is closing the gap"), "Huawei",
+                                          "json://127.0.0.1:9/hook", "tracked")
 
 
 def test_page_state_remembers_validators(db_path: Path) -> None:
@@ -108,9 +116,9 @@ def test_page_state_remembers_validators(db_path: Path) -> None:
 def test_outbox_sent_is_never_offered_again(db_path: Path) -> None:
     load_batch(db_path, _batch("r1"))
     [alert] = alerts_to_send(db_path, max_attempts=2)
-    record_alert_result(db_path, alert.alert_id, sent=False, error="HTTP 500")
+    record_alert_results(db_path, [alert.alert_id], sent=False, error="HTTP 500")
     assert alerts_to_send(db_path, max_attempts=2)  # failed once: retried
-    record_alert_result(db_path, alert.alert_id, sent=True)
+    record_alert_results(db_path, [alert.alert_id], sent=True)
     assert alerts_to_send(db_path, max_attempts=2) == []
     _, rows = query(db_path, "SELECT status, attempts, error FROM alerts")
     assert rows == [("sent", 2, None)]
@@ -162,5 +170,5 @@ def test_concurrent_loads_in_one_process_do_not_duplicate(db_path: Path) -> None
         t.start()
     for t in threads:
         t.join()
+    assert errors == []  # writers in one process wait for each other
     assert _counts(db_path)["claims"] == 1
-    assert all(isinstance(e, LoadError) for e in errors)

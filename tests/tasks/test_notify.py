@@ -1,13 +1,20 @@
-"""Alerts delivered through apprise to a real webhook receiver on 127.0.0.1."""
+"""Alerts delivered through apprise to real receivers on 127.0.0.1: a webhook and SMTP."""
 
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes
 from pathlib import Path
 
+import pytest
+from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 
+import tasks.notify as notify
+from schemas.config import AlertRule
 from schemas.models import AlertMessage
 from tasks.load import load_batch, query
 from tasks.notify import deliver_pending, format_alert, mask_channel, send_alert
@@ -18,10 +25,43 @@ ALERT = AlertMessage(
     cue="noted", content="Huawei is <b>closing</b> the gap", sentence="He noted that ...",
     article_title="Chips", source="wire", url="https://wire.example/a",
     published_at=datetime(2026, 11, 27, 9, tzinfo=UTC))
+NO_SLEEP = {"sleep": lambda s: None}
 
 
 def _hook(server: HTTPServer) -> str:
     return f"json://127.0.0.1:{server.port}/hook"
+
+
+def _rule(channel: str, **kw: object) -> AlertRule:
+    return AlertRule(name="tracked", entities=("Huawei",), channels=(channel,),
+                     mode="immediate", **kw)
+
+
+def _posts(server: HTTPServer) -> list[dict[str, str]]:
+    return [json.loads(r.data) for r, _ in server.log if r.path == "/hook"]
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, _Inbox]]:
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()
 
 
 def test_webhook_gets_the_claim_and_an_idempotency_key(httpserver: HTTPServer) -> None:
@@ -31,17 +71,37 @@ def test_webhook_gets_the_claim_and_an_idempotency_key(httpserver: HTTPServer) -
     payload = json.loads(request.data)
     assert "Huawei" in payload["title"] and "David Sacks" in payload["title"]
     for part in ("Huawei is <b>closing</b> the gap", "Outlet: wire", "https://wire.example/a",
-                 "2026-11-27 09:00 UTC"):
+                 "2026-11-27 09:00 UTC", "Article: Chips", "Cue: noted"):
         assert part in payload["message"]
     assert request.headers["Idempotency-Key"] == "a1"
 
 
-def test_failure_reason_has_no_secret(httpserver: HTTPServer) -> None:
+def test_email_arrives_with_the_claim_escaped(smtp: tuple[int, _Inbox]) -> None:
+    port, inbox = smtp
+    url = (f"mailto://127.0.0.1:{port}?from=policywatch@example.org"
+           "&to=analyst@example.org&mode=insecure")
+    assert send_alert(url, ALERT) is None
+    [raw] = inbox.messages
+    mail = message_from_bytes(raw)
+    assert "New claim about Huawei" in mail["Subject"]
+    assert mail["To"].endswith("analyst@example.org>") or "analyst@example.org" in mail["To"]
+    # article text is data, never markup: it goes out as text/plain, quoted as written
+    assert [p.get_content_type() for p in mail.walk()] == ["text/plain"]
+    text = mail.get_payload(decode=True).decode()
+    for part in ("Speaker: David Sacks", "Claim: Huawei is <b>closing</b> the gap",
+                 "URL: https://wire.example/a", "Outlet: wire", "Published: 2026-11-27 09:00"):
+        assert part in text
+
+
+def test_failure_reason_has_no_secret(httpserver: HTTPServer,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("no", status=500)
-    url = f"json://bot:s3cret-token@127.0.0.1:{httpserver.port}/hook"
+    monkeypatch.setenv("PW_HOOK_TOKEN", "s3cret-token")
+    url = f"json://bot:${{PW_HOOK_TOKEN}}@127.0.0.1:{httpserver.port}/hook"
     error = send_alert(url, ALERT)
     assert error is not None and "s3cret-token" not in error
     assert "bot:****@127.0.0.1" in error
+    assert json.loads(httpserver.log[0][0].data)  # it really was sent, with the secret
 
 
 def test_mask_channel_hides_passwords_tokens_and_queries() -> None:
@@ -55,31 +115,94 @@ def test_format_alert_has_every_field() -> None:
     assert "Sentence: He noted that ..." in body and "Article: Chips" in body
 
 
-def test_outbox_retries_in_run_then_sends_once(httpserver: HTTPServer, db_path: Path) -> None:
-    hook = _hook(httpserver)
-    batch = _batch("r1")
-    batch.channels = (mask_channel(hook),)
-    load_batch(db_path, batch)
+def test_flaky_webhook_gets_each_alert_exactly_once(httpserver: HTTPServer,
+                                                    db_path: Path) -> None:
+    rule = _rule(_hook(httpserver))
+    load_batch(db_path, _batch("r1", rule))
     httpserver.expect_ordered_request("/hook").respond_with_data("busy", status=503)
     httpserver.expect_ordered_request("/hook").respond_with_data("ok")
-    sent, failed = deliver_pending(db_path, [hook], sleep=lambda s: None)
-    assert (sent, failed) == (1, 0)
-    assert deliver_pending(db_path, [hook], sleep=lambda s: None) == (0, 0)
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (1, 0)
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (0, 0)  # a re-run sends nothing
     assert len(httpserver.log) == 2
     _, rows = query(db_path, "SELECT status, attempts, sent_at IS NOT NULL FROM alerts")
     assert rows == [("sent", 2, True)]
 
 
 def test_a_failed_alert_waits_for_the_next_run(httpserver: HTTPServer, db_path: Path) -> None:
-    hook = _hook(httpserver)
-    batch = _batch("r1")
-    batch.channels = (mask_channel(hook),)
-    load_batch(db_path, batch)
+    rule = _rule(_hook(httpserver))
+    load_batch(db_path, _batch("r1", rule))
     httpserver.expect_request("/hook").respond_with_data("down", status=500)
-    assert deliver_pending(db_path, [hook], max_attempts=4, sleep=lambda s: None) == (0, 1)
+    assert deliver_pending(db_path, [rule], max_attempts=4, **NO_SLEEP) == (0, 1)
     _, rows = query(db_path, "SELECT status, attempts, error FROM alerts")
     assert rows[0][:2] == ("failed", 3) and "127.0.0.1" in rows[0][2]
     # the next run tries again, but only the attempt it has left
-    assert deliver_pending(db_path, [hook], max_attempts=4, sleep=lambda s: None) == (0, 1)
-    assert deliver_pending(db_path, [hook], max_attempts=4, sleep=lambda s: None) == (0, 0)
-    assert len(httpserver.log) == 4  # 3 tries, then 1; the third run offers nothing
+    assert deliver_pending(db_path, [rule], max_attempts=4, **NO_SLEEP) == (0, 1)
+    assert deliver_pending(db_path, [rule], max_attempts=4, **NO_SLEEP) == (0, 0)
+    assert len(httpserver.log) == 4
+
+
+def test_crash_between_sending_and_recording_never_sends_twice(
+        httpserver: HTTPServer, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rule = _rule(_hook(httpserver))
+    load_batch(db_path, _batch("r1", rule))
+    httpserver.expect_request("/hook").respond_with_data("ok")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise SystemExit("killed after sending, before recording")
+
+    monkeypatch.setattr(notify, "record_alert_results", crash)
+    with pytest.raises(SystemExit):
+        deliver_pending(db_path, [rule], **NO_SLEEP)
+    monkeypatch.undo()
+    assert len(httpserver.log) == 1
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (0, 0)
+    assert len(httpserver.log) == 1
+    _, rows = query(db_path, "SELECT status, error FROM alerts")
+    assert rows[0][0] == "sent" and rows[0][1].startswith("unconfirmed")
+
+
+def test_two_outlets_with_the_same_claim_give_one_alert(httpserver: HTTPServer,
+                                                        db_path: Path) -> None:
+    rule = _rule(_hook(httpserver))
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    wire = _batch("r1", rule)
+    tribune = _batch("r1", rule, url="https://tribune.example/x.html", source="tribune")
+    wire.articles += tribune.articles
+    wire.claims += tribune.claims
+    wire.pages += tribune.pages
+    wire.alerts += tribune.alerts
+    counts = load_batch(db_path, wire)
+    assert counts.claims_new == 2 and counts.alerts_new == 1
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (1, 0)
+    [post] = _posts(httpserver)
+    assert "Carried by 2 outlets" in post["message"]
+    assert "tribune: https://tribune.example/x.html" in post["message"]
+    # the same claim in a third outlet on a later night raises nothing new
+    later = _batch("r2", rule, url="https://third.example/y.html", source="third")
+    assert load_batch(db_path, later).alerts_new == 0
+
+
+def test_digest_mode_sends_one_message_per_run(httpserver: HTTPServer, db_path: Path) -> None:
+    rule = AlertRule(name="digest", entities=("Huawei", "David Sacks"),
+                     channels=(_hook(httpserver),), mode="digest")
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    load_batch(db_path, _batch("r1", rule))
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (2, 0)
+    [post] = _posts(httpserver)
+    assert post["title"] == "policywatch: 2 new claims about David Sacks, Huawei"
+    assert "== Huawei ==" in post["message"] and "== David Sacks ==" in post["message"]
+
+
+def test_rules_filter_by_speaker_and_wait_for_outlets(httpserver: HTTPServer,
+                                                     db_path: Path) -> None:
+    hook = _hook(httpserver)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    nobody = _rule(hook, speakers=("Someone Else",))
+    assert load_batch(db_path, _batch("r1", nobody)).alerts_new == 0
+    patient = AlertRule(name="two-outlets", entities=("Huawei",), channels=(hook,),
+                        mode="immediate", min_outlets=2)
+    db2 = db_path.with_name("two.duckdb")
+    load_batch(db2, _batch("r1", patient))
+    assert deliver_pending(db2, [patient], **NO_SLEEP) == (0, 0)  # one outlet so far
+    load_batch(db2, _batch("r2", patient, url="https://t.example/z", source="t"))
+    assert deliver_pending(db2, [patient], **NO_SLEEP) == (1, 0)

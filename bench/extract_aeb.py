@@ -1,0 +1,220 @@
+"""Body-extraction benchmark on the article-extraction-benchmark (AEB) pages.
+
+    python bench/extract_aeb.py             # development pages (not the held-out ones)
+    python bench/extract_aeb.py --holdout   # the held-out pages only
+    python bench/extract_aeb.py --all       # every page
+    python bench/extract_aeb.py --worst 10  # also list our 10 lowest-F1 pages
+
+Compares `tasks.parse.parse_page(...).body` with `trafilatura.extract` (defaults) using the
+benchmark's own metric (see ../shared/corpus/README.md), and times both in CPU seconds on
+one core. Pages whose sha1(id) ends in 0-3 are held out: never look at them while tuning.
+It also scores title/author/published date against our own labels in aeb_meta_labels.json.
+Skips cleanly (exit 0) when the corpus is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "aeb"
+LABELS = Path(__file__).resolve().parent / "aeb_meta_labels.json"
+FETCHED_AT = datetime(2020, 1, 1, tzinfo=UTC)
+_TOKEN = re.compile(r"\w+")
+
+sys.path.insert(0, str(ROOT))
+
+
+def is_holdout(page_id: str) -> bool:
+    return hashlib.sha1(page_id.encode()).hexdigest()[-1] in "0123"
+
+
+# -- the benchmark's metric ------------------------------------------------------------------
+
+
+def _shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
+    tokens = _TOKEN.findall(text or "")
+    return Counter(tuple(tokens[i:i + n]) for i in range(max(1, len(tokens) - n + 1))
+                   if tokens[i:i + n])
+
+
+def tp_fp_fn(true: str, pred: str) -> tuple[float, float, float]:
+    """Shingle overlaps of one page, normalised so every page weighs the same."""
+    t, p = _shingles(true), _shingles(pred)
+    tp = float(sum((t & p).values()))
+    fp = float(sum((p - t).values()))
+    fn = float(sum((t - p).values()))
+    total = tp + fp + fn
+    return (tp / total, fp / total, fn / total) if total else (0.0, 0.0, 0.0)
+
+
+def _precision(tp: float, fp: float, fn: float) -> float:
+    if fp == fn == 0:
+        return 1.0
+    return tp / (tp + fp) if tp + fp else 0.0
+
+
+def _recall(tp: float, fp: float, fn: float) -> float:
+    if fp == fn == 0:
+        return 1.0
+    return tp / (tp + fn) if tp + fn else 0.0
+
+
+def score(truth: dict[str, str], pred: dict[str, str]) -> tuple[float, float, float]:
+    """(F1, precision, recall) as the benchmark computes them."""
+    precisions, recalls = [], []
+    for page_id, true in truth.items():
+        guess = pred.get(page_id, "")
+        counts = tp_fp_fn(true, guess)
+        if guess:
+            precisions.append(_precision(*counts))
+        if true:
+            recalls.append(_recall(*counts))
+    p = sum(precisions) / len(precisions) if precisions else 0.0
+    r = sum(recalls) / len(recalls) if recalls else 0.0
+    return (2 * p * r / (p + r) if p + r else 0.0), p, r
+
+
+# -- running the extractors ------------------------------------------------------------------
+
+
+def _run(name: str, fn: Callable[[str, str], str], pages: dict[str, tuple[str, str]]
+         ) -> tuple[dict[str, str], float]:
+    out: dict[str, str] = {}
+    start = time.process_time()
+    for page_id, (html, url) in pages.items():
+        try:
+            out[page_id] = fn(html, url) or ""
+        except Exception as exc:  # a crash is a miss, but say so
+            print(f"  {name} failed on {page_id[:12]}: {type(exc).__name__}: {exc}")
+            out[page_id] = ""
+    return out, time.process_time() - start
+
+
+def _ours(html: str, url: str) -> str:
+    from tasks.parse import parse_page
+
+    return parse_page(html.encode("utf-8"), url, fetched_at=FETCHED_AT).body
+
+
+def _trafilatura(html: str, url: str) -> str:
+    import trafilatura
+
+    return trafilatura.extract(html, url=url) or ""
+
+
+def _meta_accuracy(pages: dict[str, tuple[str, str]], show: bool = False) -> None:
+    if not LABELS.exists():
+        print("(no metadata labels)")
+        return
+    from tasks.parse import parse_page
+
+    labels: dict[str, dict[str, str | None]] = json.loads(LABELS.read_text(encoding="utf-8"))
+    hits: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for page_id, label in labels.items():
+        if page_id.startswith("_") or page_id not in pages:
+            continue
+        html, url = pages[page_id]
+        page = parse_page(html.encode("utf-8"), url, fetched_at=FETCHED_AT)
+        got = {
+            "title": page.title,
+            "author": page.author,
+            "published": page.published_at.date().isoformat() if page.published_at else None,
+        }
+        for field in ("title", "author", "published"):
+            seen[field] += 1
+            ok = _same(field, label.get(field), got[field])
+            hits[field] += ok
+            if show and not ok:
+                print(f"  {field} {page_id[:12]}: want {label.get(field)!r} got {got[field]!r}")
+    if not seen:
+        print("\n(no metadata labels on these pages: labels cover development pages only)")
+        return
+    print("\nmetadata accuracy against our labels (None must be predicted as None):")
+    for field in ("title", "author", "published"):
+        if seen[field]:
+            print(f"  {field:<10} {hits[field] / seen[field]:.3f}  ({hits[field]}/{seen[field]})")
+
+
+def _same(field: str, want: str | None, got: str | None) -> bool:
+    if want is None or got is None:
+        return want is None and got is None
+    norm = [" ".join(_TOKEN.findall(x.lower())) for x in (want, got)]
+    if field == "author":
+        # several authors: the same set of names, in any order
+        return sorted(re.split(r"\s*(?:,|\band\b)\s*", norm[0])) == sorted(
+            re.split(r"\s*(?:,|\band\b)\s*", norm[1]))
+    return norm[0] == norm[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--holdout", action="store_true", help="score the held-out pages only")
+    group.add_argument("--all", action="store_true", help="score every page")
+    parser.add_argument("--worst", type=int, default=0, help="list our N lowest-F1 pages")
+    parser.add_argument("--no-trafilatura", action="store_true")
+    parser.add_argument("--meta-errors", action="store_true", help="list metadata misses")
+    args = parser.parse_args(argv)
+
+    truth_file = CORPUS / "ground-truth.json"
+    if not truth_file.exists():
+        print(f"AEB corpus not found at {CORPUS}: skipping")
+        return 0
+    truth_all: dict[str, dict[str, str]] = json.loads(truth_file.read_text())
+    pages: dict[str, tuple[str, str]] = {}
+    truth: dict[str, str] = {}
+    for page_id, item in sorted(truth_all.items()):
+        if not args.all and is_holdout(page_id) != args.holdout:
+            continue
+        path = CORPUS / "html" / f"{page_id}.html.gz"
+        if not path.exists():
+            continue
+        pages[page_id] = (gzip.decompress(path.read_bytes()).decode("utf-8", "replace"),
+                          item.get("url", ""))
+        truth[page_id] = item.get("articleBody") or ""
+    subset = "all" if args.all else ("held-out" if args.holdout else "development")
+    print(f"AEB {subset} pages: {len(pages)}")
+
+    extractors: list[tuple[str, Callable[[str, str], str]]] = [("policywatch", _ours)]
+    if not args.no_trafilatura:
+        try:
+            import trafilatura  # noqa: F401
+        except ImportError as exc:
+            print(f"(trafilatura unavailable: {exc})")
+        else:
+            extractors.append(("trafilatura", _trafilatura))
+    print(f"{'extractor':<14}{'F1':>7}{'prec':>7}{'recall':>8}{'pages/s':>9}")
+    ours: dict[str, str] = {}
+    for name, fn in extractors:
+        pred, seconds = _run(name, fn, pages)
+        f1, p, r = score(truth, pred)
+        rate = len(pages) / seconds if seconds else float("inf")
+        print(f"{name:<14}{f1:>7.3f}{p:>7.3f}{r:>8.3f}{rate:>9.1f}")
+        if name == "policywatch":
+            ours = pred
+    if args.worst:
+        rows = []
+        for page_id in truth:
+            f1, p, r = score({page_id: truth[page_id]}, {page_id: ours.get(page_id, "")})
+            rows.append((f1, p, r, page_id))
+        print(f"\nour {args.worst} lowest-F1 pages:")
+        for f1, p, r, page_id in sorted(rows)[:args.worst]:
+            print(f"  {f1:.3f} p={p:.3f} r={r:.3f} {page_id[:16]} {pages[page_id][1][:70]}")
+    _meta_accuracy(pages, args.meta_errors)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
