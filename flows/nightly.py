@@ -9,30 +9,46 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from schemas.config import load_config
+from schemas.config import Config, load_config
 from schemas.models import Reject, RunSummary
 from tasks.alerts import plan_alerts_task
 from tasks.analyse import classify_stances_task, extract_claims_task
 from tasks.crawl import crawl_source_task
 from tasks.feeds import write_entity_feeds_task
-from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task
+from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task, run_lock
 from tasks.notify import deliver_pending_task, emit_claim_events_task
 from tasks.pages import PageBatch
 
 
 @flow(name="policywatch-nightly", log_prints=True)
 def nightly(config_path: str, db_path: str | None = None,
-            extra_channels: list[str] | None = None) -> RunSummary:
-    """One night: every source is crawled, new articles are analysed and loaded, alerts sent."""
-    logger = get_run_logger()
+            extra_channels: list[str] | None = None, lock_wait_s: float = 60.0) -> RunSummary:
+    """One night: every source is crawled, new articles are analysed and loaded, alerts sent.
+
+    The run holds the database's run lock throughout, so a second run waits for it (up to
+    `lock_wait_s`) instead of sending the same alerts twice.
+    """
     config = load_config(config_path)
     db = Path(db_path) if db_path else config.database
-    rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *(extra_channels or ()))})
-                  for rule in config.alert_rules())
-    tracked = [e.name for e in config.tracked_entities]
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     started = datetime.now(UTC)
-    begin_run_task(db, run_id, started, str(config_path))
+    with run_lock(db, wait_s=lock_wait_s):
+        begin_run_task(db, run_id, started, str(config_path))
+        try:
+            summary = _night(config, db, run_id, started, extra_channels or [])
+        except BaseException:
+            finish_run_task(db, RunSummary(run_id=run_id, started_at=started,
+                                           finished_at=datetime.now(UTC), status="failed"))
+            raise
+    return summary
+
+
+def _night(config: Config, db: Path, run_id: str, started: datetime,
+           extra_channels: list[str]) -> RunSummary:
+    logger = get_run_logger()
+    rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *extra_channels)})
+                  for rule in config.alert_rules())
+    tracked = [e.name for e in config.tracked_entities]
 
     futures = [crawl_source_task.submit(source, config.crawl, db) for source in config.sources]
     batches: list[PageBatch] = []
@@ -60,8 +76,8 @@ def nightly(config_path: str, db_path: str | None = None,
         articles=articles, comments=comments, claims=claims, stances=stances,
         rejects=failures, fetch_log=[f for b in batches for f in b.fetch_log], alerts=alerts,
     ))
-    new_ids = set(counts.new_claim_ids)
-    emit_claim_events_task([c for c in claims if c.claim_id in new_ids], tracked)
+    new_claims = [c for c in claims if c.claim_id in set(counts.new_claim_ids)]
+    emit_claim_events_task(new_claims, tracked)
     sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts)
     write_entity_feeds_task(db, tracked,
                             config.alerts.feeds_dir or db.with_name(db.stem + "-feeds"))
@@ -77,12 +93,13 @@ def nightly(config_path: str, db_path: str | None = None,
     logger.info("run %s: %d new articles, %d new comments, %d new claims, %d alerts sent, "
                 "%d failures", run_id, summary.articles_new, summary.comments_new,
                 summary.claims_new, sent, len(failures))
-    create_markdown_artifact(key="policywatch-run", markdown=_artifact(summary),
+    per_entity = {name: sum(name in c.entities for c in new_claims) for name in tracked}
+    create_markdown_artifact(key="policywatch-run", markdown=_artifact(summary, per_entity),
                              description=f"policywatch run {run_id}")
     return summary
 
 
-def _artifact(summary: RunSummary) -> str:
+def _artifact(summary: RunSummary, per_entity: dict[str, int]) -> str:
     lines = [
         f"# policywatch run {summary.run_id}", "",
         "| new articles | new comments | new claims | alerts sent | alerts failed | failures |",
@@ -90,6 +107,9 @@ def _artifact(summary: RunSummary) -> str:
         f"| {summary.articles_new} | {summary.comments_new} | {summary.claims_new} | "
         f"{summary.alerts_sent} | {summary.alerts_failed} | {len(summary.failures)} |",
     ]
+    if per_entity:
+        lines += ["", "## New claims per tracked entity", "", "| entity | new claims |",
+                  "| --- | --- |", *(f"| {name} | {n} |" for name, n in per_entity.items())]
     if summary.failures:
         lines += ["", "## Failures", "", "| source | stage | url | reason |",
                   "| --- | --- | --- | --- |"]

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +57,8 @@ def _quiet_prefect(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # with no API URL Prefect starts a local server; on a busy 2-core machine 20 s is too short
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _fail(exc: BaseException) -> None:
@@ -140,7 +142,8 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = ()) -> Any:
+def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
+              wait_s: float = 60.0) -> Any:
     from schemas.config import load_config
     from tasks.load import open_for_write
 
@@ -154,7 +157,7 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
     from flows.nightly import nightly
 
     return target, nightly(str(config_path), str(target) if db else None,
-                           list(extra_channels))
+                           list(extra_channels), lock_wait_s=wait_s)
 
 
 @main.command()
@@ -162,12 +165,14 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
               type=click.Path(path_type=Path), help="The YAML config file.")
 @click.option("--db", type=click.Path(path_type=Path), default=None,
               help="The DuckDB file (default: the config's `database`).")
+@click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for another run on the same database to finish.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
 @handles_errors
-def run(config_path: Path, db: Path | None, verbose: bool) -> None:
+def run(config_path: Path, db: Path | None, wait_s: float, verbose: bool) -> None:
     """One run of the nightly flow for a config."""
     _quiet_prefect(verbose)
-    target, summary = _run_flow(config_path, db)
+    target, summary = _run_flow(config_path, db, wait_s=wait_s)
     _print_run(target, summary)
 
 
@@ -227,19 +232,60 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
     return "\n".join(lines)
 
 
+def parse_since(text: str) -> timedelta:
+    """"7d", "36h", "90m" or "2w" as a time span."""
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise click.BadParameter(f"{text!r}: use a number and m, h, d or w, such as 7d")
+    return timedelta(**{units[unit]: float(number)})
+
+
 @main.command()
-@click.argument("query_text", metavar="QUERY")
+@click.option("--entity", required=True, help="A configured entity's canonical name.")
+@click.option("--since", "since", default="7d", show_default=True,
+              help="How far back: 36h, 7d, 2w.")
 @click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
               help="The DuckDB file to read.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
 @handles_errors
-def sql(query_text: str, db: Path, fmt: str) -> None:
-    """Ad-hoc SQL over the database, on a read-only connection."""
+def claims(entity: str, since: str, db: Path, fmt: str) -> None:
+    """Claims about one entity, newest first."""
     from tasks.load import query
 
-    columns, rows = query(db, query_text)
+    cutoff = datetime.now(UTC) - parse_since(since)
+    columns, rows = query(db, "SELECT at, speaker, cue, content, source, url "
+                              "FROM entity_timeline WHERE entity = ? AND at >= ? "
+                              "ORDER BY at DESC", [entity, cutoff])
     click.echo(format_rows(columns, rows, fmt))
+
+
+@main.command()
+@click.argument("query_text", metavar="QUERY")
+@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
+              help="The DuckDB file to read.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="File to write (required for parquet).")
+@handles_errors
+def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
+    """Ad-hoc SQL over the database, on a read-only connection."""
+    from tasks.load import export_parquet, query
+
+    if fmt == "parquet":
+        if out is None:
+            raise click.UsageError("--format parquet needs --out FILE")
+        count = export_parquet(db, query_text, out)
+        click.echo(f"wrote {count} rows to {out}")
+        return
+    columns, rows = query(db, query_text)
+    text = format_rows(columns, rows, fmt)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        click.echo(text)
 
 
 # -- serve ---------------------------------------------------------------------------------

@@ -2,32 +2,63 @@
 
 Never raises for a page: every failure comes back as a reject with its reason, and pages that
 failed before are offered again (with the feed's fresh items) so a passing fault heals.
+
+What keeps a night from fetching or storing the same thing twice:
+- discovered URLs are compared in their normalised form (tasks.ids.normalize_url), so a feed
+  item with utm_* parameters is the page already known;
+- a known page is asked for with If-None-Match / If-Modified-Since; a 304 costs no body;
+- a page answering 404 or 410 is recorded as gone and not asked for again;
+- a changed response with the same text is skipped before extraction (tasks.pages);
+- a new article whose canonical or final address is already stored takes that article's id,
+  and so does a near-duplicate of a stored article (tasks.dedupe): a syndicated copy is one
+  article with both addresses in `article_urls`.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import task
 
 from schemas.config import Crawl, Source
-from schemas.models import FetchRequest
+from schemas.models import Article, FetchRequest
+from tasks.dedupe import Fingerprint, NearDuplicateIndex, bands, signature, title_key
 from tasks.discover import discover_source
 from tasks.fetch import fetch_many
 from tasks.ids import normalize_url
-from tasks.load import read_article_ids, read_failed_pages, read_page_states
+from tasks.load import (
+    PageState,
+    read_article_ids,
+    read_duplicates,
+    read_failed_pages,
+    read_page_states,
+    read_signed_articles,
+    read_similar_signatures,
+    record_duplicates,
+    record_signatures,
+)
 from tasks.pages import PageBatch, process_pages
+
+# Sources are crawled in parallel threads; looking up and recording signatures under one
+# lock means the second of two copies found the same night sees the first.
+_DEDUPE_LOCK = threading.Lock()
 
 
 def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
-                 now: datetime | None = None) -> PageBatch:
+                 now: datetime | None = None, workers: int = 8) -> PageBatch:
+    """Discover, fetch and parse one source's pages; a `PageBatch` ready for the load."""
     discovery = discover_source(source, crawl, now=now or datetime.now(UTC))
     urls = [item.url for item in discovery.items]
-    retry = [u for u in read_failed_pages(db_path, source.name)
-             if u not in {normalize_url(x) for x in urls}]
-    urls.extend(retry)
-    states = read_page_states(db_path, urls)
+    seen = {normalize_url(u) for u in urls}
+    for url in read_failed_pages(db_path, source.name):
+        if url not in seen:  # failures are stored normalised
+            seen.add(url)
+            urls.append(url)
+    states, merged = page_states(db_path, urls)
     requests = []
     for url in urls:
         state = states.get(normalize_url(url))
@@ -37,11 +68,104 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
             url=url, source=source.name,
             etag=state.etag if state and state.status == "ok" else None,
             last_modified=state.last_modified if state and state.status == "ok" else None))
-    fetches = fetch_many(requests, crawl)
+    fetches = fetch_many(requests, crawl, workers=workers)
     batch = process_pages(fetches, source, states, read_article_ids(db_path, urls))
+    apply_merges(batch, merged)
+    merge_duplicates(batch, db_path, states)
     batch.rejects[:0] = discovery.rejects
     batch.fetch_log = [*discovery.fetches, *fetches]
     return batch
+
+
+def page_states(db_path: Path | str, urls: Sequence[str]
+                ) -> tuple[dict[str, PageState], dict[str, str]]:
+    """Earlier runs' page states, and {copy's own id: article it was merged into}.
+
+    A page merged into an earlier article is given its own id back here, so its comments
+    get the same ids as on the night it was merged; `apply_merges` then points the batch
+    at the earlier article again.
+    """
+    states = read_page_states(db_path, urls)
+    copies = read_duplicates(db_path, urls)
+    for key, (own, merged_into) in copies.items():
+        state = states.get(key)
+        if state is not None and state.article_id in (None, merged_into):
+            states[key] = replace(state, article_id=own)
+    return states, dict(copies.values())
+
+
+def merge_duplicates(batch: PageBatch, db_path: Path | str,
+                     states: Mapping[str, PageState]) -> dict[str, str]:
+    """Give each new article that copies a known one the known article's id, in place.
+
+    An article is new when no earlier run stored it (no page state names it, no signature
+    is stored under its id). It joins an existing article when its canonical or final
+    address is stored under another id, or when its body is a near-duplicate
+    (tasks.dedupe). The copy's record is dropped; its page and comments point at the
+    earlier article. Returns {copy's id: earlier article's id}.
+    """
+    known_ids = {s.article_id for s in states.values() if s.article_id}
+    candidates = [a for a in batch.articles if a.article_id not in known_ids]
+    if not candidates:
+        return {}
+    with _DEDUPE_LOCK:
+        page_urls = {o.article_id: o.url for o in batch.outcomes if o.article_id}
+        remap = _find_copies(candidates, db_path, batch.articles[0].source, page_urls)
+    apply_merges(batch, {own: into for own, (into, _, _) in remap.items()})
+    return {own: into for own, (into, _, _) in remap.items()}
+
+
+def _find_copies(articles: list[Article], db_path: Path | str, source: str,
+                 page_urls: Mapping[str, str]) -> dict[str, tuple[str, str, float | None]]:
+    """{copy's id: (earlier id, reason, similarity)}; records signatures and merges."""
+    signed = read_signed_articles(db_path, [a.article_id for a in articles])
+    fresh = list({a.article_id: a for a in articles if a.article_id not in signed}.values())
+    remap: dict[str, tuple[str, str, float | None]] = {}
+    addresses = [u for a in fresh for u in (a.url, a.canonical_url) if u]
+    stored = read_article_ids(db_path, addresses)
+    prints: dict[str, Fingerprint] = {}
+    for article in fresh:
+        for url in (article.canonical_url, article.url):
+            other = stored.get(normalize_url(url)) if url else None
+            if other and other != article.article_id:
+                remap[article.article_id] = (other, "canonical", None)
+                break
+        minhash = signature(article.body)
+        if minhash is not None:
+            prints[article.article_id] = Fingerprint(article.article_id, minhash,
+                                                     title_key(article.title))
+    index = NearDuplicateIndex()
+    buckets = sorted({key for p in prints.values() for key in bands(p.minhash)})
+    index.extend(Fingerprint(a, m, t) for a, t, m in read_similar_signatures(db_path, buckets))
+    to_record = []
+    for article in fresh:  # in fetch order: the first of two copies found tonight wins
+        fingerprint = prints.get(article.article_id)
+        if article.article_id in remap or fingerprint is None:
+            continue
+        match = index.match(fingerprint)
+        if match is not None:
+            remap[article.article_id] = (match[0], "near-duplicate", round(match[1], 3))
+            continue
+        index.add(fingerprint)
+        to_record.append((article.article_id, source, fingerprint.title_key,
+                          fingerprint.minhash, bands(fingerprint.minhash)))
+    record_signatures(db_path, to_record)
+    urls = {a.article_id: page_urls.get(a.article_id, a.url) for a in fresh}
+    record_duplicates(db_path, [(own, into, urls[own], reason, score)
+                                for own, (into, reason, score) in remap.items()])
+    return remap
+
+
+def apply_merges(batch: PageBatch, remap: Mapping[str, str]) -> None:
+    """Point a batch's copies at the articles they were merged into; copies' records go."""
+    if not remap:
+        return
+    batch.articles = [a for a in batch.articles if a.article_id not in remap]
+    batch.comments = [c.model_copy(update={"article_id": remap[c.article_id]})
+                      if c.article_id in remap else c for c in batch.comments]
+    for outcome in batch.outcomes:
+        if outcome.article_id is not None and outcome.article_id in remap:
+            outcome.article_id = remap[outcome.article_id]
 
 
 crawl_source_task = task(name="crawl-source", retries=0)(crawl_source)

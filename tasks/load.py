@@ -8,7 +8,10 @@ while loading. Each load is one transaction: stage -> anti-join for what is new 
 
 from __future__ import annotations
 
+import fcntl
 import gzip
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -119,6 +122,36 @@ def _writer(path: Path | str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnecti
 
 
 # -- runs ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
+    """Hold `<database>.lock` for a whole run: a second run waits up to `wait_s`, then gives
+    up with DatabaseBusy. The OS drops the lock when the process dies, even on kill -9."""
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    with open(lock_path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(f"{path}: another policywatch run is using this "
+                                       f"database; waited {wait_s:g} s") from exc
+                time.sleep(0.25)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fault_point(name: str) -> None:
+    """Crash-test hook: with POLICYWATCH_FAULT=<name> the process kills itself here, as
+    `kill -9` would. Inert otherwise."""
+    if os.environ.get("POLICYWATCH_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def begin_run(path: Path | str, run_id: str, started_at: datetime,
@@ -264,6 +297,7 @@ def load_batch(path: Path | str, batch: LoadBatch) -> LoadCounts:
         con.execute("BEGIN TRANSACTION")
         try:
             counts = _load(con, batch, now)
+            fault_point("load")
             con.execute("COMMIT")
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
@@ -456,6 +490,229 @@ def query(path: Path | str, sql: str, params: Sequence[Any] = (),
         return columns, cursor.fetchall()
 
 
+# -- near duplicates (tasks/dedupe.py) and re-processing (tasks/reprocess.py) -------------
+
+
+def read_similar_signatures(path: Path | str, buckets: Sequence[tuple[int, int]]
+                            ) -> list[tuple[str, str | None, bytes]]:
+    """(article id, title key, MinHash) of stored articles sharing any (band, bucket)."""
+    if not Path(path).exists() or not buckets:
+        return []
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "SELECT s.article_id, s.title_key, s.minhash FROM article_signatures s "
+            "WHERE s.article_id IN (SELECT b.article_id FROM article_bands b JOIN "
+            "(SELECT unnest(?::SMALLINT[]) AS band, unnest(?::BIGINT[]) AS bucket) q "
+            "USING (band, bucket))",
+            [[b for b, _ in buckets], [k for _, k in buckets]]).fetchall()
+    return [(a, t, bytes(m)) for a, t, m in rows]
+
+
+def read_signed_articles(path: Path | str, article_ids: Sequence[str]) -> set[str]:
+    """Which of these articles already have a stored signature (were seen before)."""
+    if not Path(path).exists() or not article_ids:
+        return set()
+    with open_for_write(path) as con:
+        rows = con.execute("SELECT article_id FROM article_signatures WHERE article_id IN "
+                           "(SELECT unnest(?::VARCHAR[]))", [list(article_ids)]).fetchall()
+    return {row[0] for row in rows}
+
+
+def record_signatures(path: Path | str,
+                      rows: Sequence[tuple[str, str, str | None, bytes,
+                                           Sequence[tuple[int, int]]]]) -> None:
+    """Store (article id, source, title key, MinHash, band buckets); the first one stays."""
+    if not rows:
+        return
+    now = datetime.now(UTC)
+    with open_for_write(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _many(con, "INSERT INTO article_signatures VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT DO NOTHING",
+                  [[a, s, t, m, now] for a, s, t, m, _ in rows])
+            _many(con, "INSERT INTO article_bands VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                  [[band, bucket, a] for a, _, _, _, keys in rows for band, bucket in keys])
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise LoadError(f"cannot store article signatures: {exc}") from exc
+
+
+def record_duplicates(path: Path | str,
+                      rows: Sequence[tuple[str, str, str, str, float | None]]) -> None:
+    """Store (copy's own id, earlier article id, page URL, reason, similarity)."""
+    if not rows:
+        return
+    now = datetime.now(UTC)
+    with open_for_write(path) as con:
+        _many(con, "INSERT INTO article_duplicates VALUES (?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT DO NOTHING",
+              [[a, d, normalize_url(u), r, s, now] for a, d, u, r, s in rows])
+
+
+def read_duplicates(path: Path | str, urls: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Normalised page URL -> (the copy's own article id, the article it was merged into)."""
+    if not Path(path).exists() or not urls:
+        return {}
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "SELECT url, article_id, duplicate_of FROM article_duplicates WHERE url IN "
+            "(SELECT unnest(?::VARCHAR[]))", [[normalize_url(u) for u in urls]]).fetchall()
+    return {u: (a, d) for u, a, d in rows}
+
+
+def read_page_article_ids(path: Path | str, source: str | None = None) -> dict[str, str]:
+    """Normalised page URL -> the article id it was stored under (after any merging)."""
+    if not Path(path).exists():
+        return {}
+    with open_for_write(path) as con:
+        rows = con.execute("SELECT url, article_id FROM pages WHERE article_id IS NOT NULL "
+                           "AND (? IS NULL OR source = ?)", [source, source]).fetchall()
+    return dict(rows)
+
+
+def read_article_addresses(path: Path | str) -> dict[str, str]:
+    """Article id -> the address it was first stored from (`articles.url`)."""
+    if not Path(path).exists():
+        return {}
+    with open_for_write(path) as con:
+        return dict(con.execute("SELECT article_id, url FROM articles").fetchall())
+
+
+@dataclass(frozen=True)
+class ReloadCounts:
+    articles_new: int = 0
+    articles_updated: int = 0
+    comments_new: int = 0
+    comments_updated: int = 0
+    claims_new: int = 0
+    claims_kept: int = 0
+    claims_removed: int = 0
+    stances_new: int = 0
+    stances_updated: int = 0
+
+
+def reload_articles(path: Path | str, run_id: str, articles: Sequence[Article],
+                    comments: Sequence[Comment], claims: Sequence[Claim],
+                    stances: Sequence[Stance]) -> ReloadCounts:
+    """Replace what was extracted from these articles in place, in one transaction.
+
+    Ids stay: articles, comments and stances are updated under their keys (first_seen_at
+    kept), new ones inserted. The claims of each article are replaced: claims found again
+    are updated, new ones inserted, ones no longer found deleted with their entities.
+    Alerts are not raised here: re-processing is maintenance, not news.
+    """
+    now = datetime.now(UTC)
+    with open_for_write(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            counts = _reload(con, run_id, articles, comments, claims, stances, now)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise LoadError(f"re-processing load failed and was rolled back: {exc}") from exc
+    return counts
+
+
+def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article],
+            comments: Sequence[Comment], claims: Sequence[Claim], stances: Sequence[Stance],
+            now: datetime) -> ReloadCounts:
+    by_article = list({a.article_id: a for a in articles}.values())
+    new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in by_article])
+    _many(con,
+        "INSERT INTO articles (article_id, source, url, canonical_url, title, author, "
+        "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[a.article_id, a.source, a.url, a.canonical_url, a.title, a.author, a.published_at,
+          a.body, a.language, a.content_hash, a.fetched_at, now, run]
+         for a in by_article if a.article_id in new_articles])
+    _many(con,
+        "UPDATE articles SET canonical_url = ?, title = ?, author = ?, published_at = ?, "
+        "body = ?, language = ?, content_hash = ? WHERE article_id = ?",
+        [[a.canonical_url, a.title, a.author, a.published_at, a.body, a.language,
+          a.content_hash, a.article_id] for a in by_article if a.article_id not in new_articles])
+
+    by_comment = list({c.comment_id: c for c in comments}.values())
+    new_comments = _new_ids(con, "comments", "comment_id", [c.comment_id for c in by_comment])
+    _many(con,
+        "INSERT INTO comments (comment_id, article_id, author, body, posted_at, parent_id, "
+        "first_seen_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[c.comment_id, c.article_id, c.author, c.body, c.posted_at, c.parent_id, now, run]
+         for c in by_comment if c.comment_id in new_comments])
+    _many(con,
+        "UPDATE comments SET article_id = ?, author = ?, body = ?, posted_at = ?, "
+        "parent_id = ? WHERE comment_id = ?",
+        [[c.article_id, c.author, c.body, c.posted_at, c.parent_id, c.comment_id]
+         for c in by_comment if c.comment_id not in new_comments])
+
+    ids = [a.article_id for a in by_article]
+    by_claim = list({c.claim_id: c for c in claims if c.article_id in set(ids)}.values())
+    old = {row[0] for row in con.execute(
+        "SELECT claim_id FROM claims WHERE article_id IN (SELECT unnest(?::VARCHAR[]))",
+        [ids]).fetchall()} if ids else set()
+    keep = {c.claim_id for c in by_claim}
+    gone = sorted(old - keep)
+    if gone:
+        con.execute("DELETE FROM claim_entities WHERE claim_id IN "
+                    "(SELECT unnest(?::VARCHAR[]))", [gone])
+        con.execute("DELETE FROM claims WHERE claim_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [gone])
+    new_claims = _new_ids(con, "claims", "claim_id", [c.claim_id for c in by_claim])
+    _many(con,
+        "INSERT INTO claims (claim_id, article_id, speaker, speaker_entity, cue, content, "
+        "sentence, quote_kind, claim_key, first_seen_at, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[c.claim_id, c.article_id, c.speaker, c.speaker_entity, c.cue, c.content, c.sentence,
+          c.quote_kind, c.claim_key, now, run] for c in by_claim if c.claim_id in new_claims])
+    _many(con,
+        "UPDATE claims SET speaker = ?, speaker_entity = ?, cue = ?, content = ?, "
+        "sentence = ?, quote_kind = ?, claim_key = ? WHERE claim_id = ?",
+        [[c.speaker, c.speaker_entity, c.cue, c.content, c.sentence, c.quote_kind,
+          c.claim_key, c.claim_id] for c in by_claim if c.claim_id not in new_claims])
+    pairs = {(c.claim_id, e) for c in by_claim for e in c.entities}
+    kept_ids = sorted(keep & old)
+    if kept_ids:  # entities no longer named go; ones still named are left untouched
+        current = set(con.execute(
+            "SELECT claim_id, entity FROM claim_entities WHERE claim_id IN "
+            "(SELECT unnest(?::VARCHAR[]))", [kept_ids]).fetchall())
+        for claim_id, entity in sorted(current - pairs):
+            con.execute("DELETE FROM claim_entities WHERE claim_id = ? AND entity = ?",
+                        [claim_id, entity])
+    _many(con, "INSERT INTO claim_entities VALUES (?, ?) ON CONFLICT DO NOTHING",
+          [list(p) for p in sorted(pairs)])
+
+    keyed = {(s.comment_id, s.topic): s for s in stances}
+    existing: set[tuple[str, str]] = set()
+    if keyed:
+        existing = set(con.execute(
+            "SELECT comment_id, topic FROM stances WHERE comment_id IN "
+            "(SELECT unnest(?::VARCHAR[]))", [sorted({k[0] for k in keyed})]).fetchall())
+    _many(con, "INSERT INTO stances (comment_id, topic, label, score, run_id) "
+               "VALUES (?, ?, ?, ?, ?)",
+          [[s.comment_id, s.topic, s.label, s.score, run]
+           for k, s in keyed.items() if k not in existing])
+    _many(con, "UPDATE stances SET label = ?, score = ? WHERE comment_id = ? AND topic = ?",
+          [[s.label, s.score, s.comment_id, s.topic] for k, s in keyed.items() if k in existing])
+    return ReloadCounts(
+        articles_new=len(new_articles), articles_updated=len(by_article) - len(new_articles),
+        comments_new=len(new_comments), comments_updated=len(by_comment) - len(new_comments),
+        claims_new=len(new_claims), claims_kept=len(keep & old), claims_removed=len(gone),
+        stances_new=len(keyed) - len(existing), stances_updated=len(existing))
+
+
 begin_run_task = task(name="begin-run")(begin_run)
 load_batch_task = task(name="load")(load_batch)
 finish_run_task = task(name="finish-run")(finish_run)
+
+
+def export_parquet(path: Path | str, sql: str, out: Path | str, wait_s: float = 5.0) -> int:
+    """Write a query's result to a Parquet file; returns the number of rows."""
+    with connect(path, read_only=True, wait_s=wait_s) as con:
+        try:
+            relation = con.sql(sql)
+            relation.write_parquet(str(out))
+            return int(con.execute("SELECT count(*) FROM read_parquet(?)",
+                                   [str(out)]).fetchone()[0])  # type: ignore[index]
+        except duckdb.Error as exc:
+            raise LoadError(str(exc).splitlines()[0]) from exc

@@ -26,6 +26,7 @@ from schemas.models import AlertMessage, Claim
 from tasks.ids import stable_id
 from tasks.load import (
     alerts_to_send,
+    fault_point,
     mark_delivering,
     record_alert_results,
     settle_interrupted_deliveries,
@@ -183,6 +184,7 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
         mark_delivering(db_path, ids)
         error, tries = _try(partial(send_message, channels[channel], title, body, key=key),
                             tries_left, backoff_s, sleep)
+        fault_point("alert")
         record_alert_results(db_path, ids, sent=error is None, error=error, tries=tries)
         if error is None:
             sent += len(ids)
