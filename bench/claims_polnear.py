@@ -1,0 +1,199 @@
+"""Score `tasks.claims.extract_claims` against PolNeAR's gold attributions.
+
+    python bench/claims_polnear.py [--split dev] [--limit N] [--verbose]
+
+Reads ../shared/corpus/polnear/polnear_<split>.jsonl (relative to the repo root) and skips
+cleanly when it is absent. Scoring (docs/claims.md):
+- a predicted claim matches a gold attribution when the Jaccard overlap of their content
+  characters is >= 0.5; characters are positions of letters and digits only, so quote
+  marks, commas and a leading "that" weigh little; a gold content in several pieces is the
+  union of its pieces; matching is greedy one-to-one, best overlap first;
+- the speaker of a match is right when (a) both are unattributed, or (b) the predicted
+  speaker shares a content word with the gold source text, or (c) the gold source is a
+  pronoun or a bare description ("he", "the official") and a content word of the predicted
+  speaker occurs in the 1,500 characters before it (an approximation of "names the person
+  the pronoun refers to"; PolNeAR has no coreference links);
+- articles/s is CPU time of this process for parsing + extraction, one process.
+Also scores the bundled sample article against tests/data/seed_claims.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from schemas.config import Entity  # noqa: E402
+from schemas.models import ClaimDraft  # noqa: E402
+from tasks.claims import extract_claims, extract_claims_many, load_nlp  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
+SEED_TEXT = ROOT.parent / "shared" / "seeds" / "000_5bf2e83c85908633.txt"
+SEED_GOLD = ROOT / "tests" / "data" / "seed_claims.json"
+_WORD = re.compile(r"\w+")
+_STOP = frozenset({"the", "a", "an", "of", "and", "in", "at", "for", "to", "on", "by",
+                   "from", "with", "s"})
+_PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i", "you", "his", "her", "their",
+                       "its", "him", "them", "us", "me", "this", "that", "these", "those",
+                       "who"})
+
+
+def _alnum_positions(text: str, start: int, end: int) -> set[int]:
+    return {i for i in range(start, end) if text[i].isalnum()}
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)} - _STOP
+
+
+def speaker_right(pred: str | None, gold: dict[str, Any], text: str) -> bool:
+    sources = gold["source"]
+    if not sources:
+        return pred is None
+    if pred is None:
+        return False
+    gold_text = " ".join(s["text"] for s in sources)
+    pred_words = _words(pred)
+    if pred_words & _words(gold_text):
+        return True
+    gold_words = _words(gold_text)
+    bare = gold_words <= _PRONOUNS or (len(gold_words) <= 2 and any(
+        w in gold_text.lower().split() for w in ("the", "this")))
+    if bare:
+        start = sources[0]["start"]
+        window = _words(text[max(0, start - 1500): start])
+        return bool(pred_words & window)
+    return False
+
+
+def match(preds: list[ClaimDraft], golds: list[dict[str, Any]], text: str
+          ) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (pred index, gold index) with content Jaccard >= 0.5."""
+    gold_sets = []
+    for gold in golds:
+        chars: set[int] = set()
+        for span in gold["content"]:
+            chars |= _alnum_positions(text, span["start"], span["end"])
+        gold_sets.append(chars)
+    pairs = []
+    for p, pred in enumerate(preds):
+        pchars = _alnum_positions(text, pred.content_start, pred.content_end)
+        if not pchars:
+            continue
+        for g, gchars in enumerate(gold_sets):
+            if not gchars:
+                continue
+            inter = len(pchars & gchars)
+            if inter:
+                jac = inter / len(pchars | gchars)
+                if jac >= 0.5:
+                    pairs.append((jac, p, g))
+    pairs.sort(reverse=True)
+    used_p: set[int] = set()
+    used_g: set[int] = set()
+    out = []
+    for _, p, g in pairs:
+        if p not in used_p and g not in used_g:
+            used_p.add(p)
+            used_g.add(g)
+            out.append((p, g))
+    return out
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
+    prec = tp / n_pred if n_pred else 0.0
+    rec = tp / n_gold if n_gold else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return prec, rec, f1
+
+
+def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
+    path = CORPUS / f"polnear_{split}.jsonl"
+    if not path.exists():
+        print(f"skipped: {path} not found (the PolNeAR corpus is not on this machine)")
+        return
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = rows[:limit] if limit else rows
+    load_nlp()
+    started = time.process_time()
+    predicted = extract_claims_many([row["text"] for row in rows], [])
+    cpu = time.process_time() - started
+    tp = n_pred = n_gold = right = 0
+    for row, preds in zip(rows, predicted, strict=True):
+        golds = [a for a in row["attributions"] if a["content"]]
+        pairs = match(preds, golds, row["text"])
+        tp += len(pairs)
+        n_pred += len(preds)
+        n_gold += len(golds)
+        for p, g in pairs:
+            ok = speaker_right(preds[p].speaker, golds[g], row["text"])
+            right += ok
+            if verbose and not ok:
+                print(f"SPEAKER {preds[p].speaker!r} vs "
+                      f"{[s['text'] for s in golds[g]['source']]}: {preds[p].sentence[:100]}")
+    prec, rec, f1 = _prf(tp, n_pred, n_gold)
+    print(f"PolNeAR {split}: {len(rows)} articles, {n_gold} gold, {n_pred} predicted, "
+          f"{tp} matched")
+    print(f"  precision {prec:.3f}  recall {rec:.3f}  F1 {f1:.3f}")
+    print(f"  speaker right on {right}/{tp} matches = {right / max(tp, 1):.3f}")
+    print(f"  speed {len(rows) / cpu:.1f} articles/s (CPU, one process)")
+
+
+SAMPLE_ENTITIES = [
+    Entity(name="Huawei", aliases=("Huawei Technologies", "Huawei Technologies Co."),
+           kind="org", tracked=True),
+    Entity(name="David Sacks", aliases=("Sacks",), kind="person", tracked=True),
+    Entity(name="DeepSeek", kind="org", tracked=True),
+    Entity(name="Nvidia", kind="org"),
+    Entity(name="China", kind="country"),
+    Entity(name="United States", aliases=("US", "U.S."), kind="country"),
+    Entity(name="AI diffusion rule", kind="policy", tracked=True),
+]
+
+
+def bench_sample() -> None:
+    if not SEED_TEXT.exists() or not SEED_GOLD.exists():
+        print("sample article: skipped (seed text or annotation missing)")
+        return
+    text = SEED_TEXT.read_text(encoding="utf-8").split("5 Comments")[0]
+    gold = json.loads(SEED_GOLD.read_text(encoding="utf-8"))
+    preds = extract_claims(text, SAMPLE_ENTITIES)
+    used: set[int] = set()
+    found = right = kinds = 0
+    for item in gold:
+        hit = next((k for k, c in enumerate(preds) if k not in used
+                    and item["content"] in text[c.content_start: c.content_end]), None)
+        if hit is None:
+            print(f"  missed: {item['speaker']!r}: {item['content']!r}")
+            continue
+        used.add(hit)
+        found += 1
+        right += preds[hit].speaker == item["speaker"]
+        kinds += preds[hit].quote_kind == item["quote_kind"]
+    extra = [c for k, c in enumerate(preds) if k not in used]
+    print(f"sample article: {len(gold)} annotated, {len(preds)} predicted, {found} found")
+    print(f"  precision {found / max(len(preds), 1):.3f}  recall {found / len(gold):.3f}  "
+          f"speaker right {right}/{found}  quote kind right {kinds}/{found}")
+    for claim in extra:
+        print(f"  extra: {claim.speaker!r} {claim.cue!r}: {claim.content[:70]!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="dev", choices=["dev", "train"])
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    bench_sample()
+    bench_polnear(args.split, args.limit, args.verbose)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Who a speaker phrase stands for, and which configured entities a stretch of text names.
+
+Coreference here is heuristic and runs in reading order over one article:
+- a surname ("Sacks") becomes the longest full name in the article that ends with it;
+- "he"/"she" become the most recent compatible person (subject mentions first), where the
+  gender comes from titles, gendered nouns, a first-name list or earlier pronoun use;
+- "they" becomes the most recent plural speaker or organisation;
+- a definite role ("the analyst", "The official") becomes the first mention with the same
+  head noun, and a role noun with no such mention ("the expert") the most recent unnamed
+  role speaker;
+- "the company" becomes the most recent organisation, "its CEO" that organisation's CEO.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from spacy.tokens import Doc, Span, Token
+
+from schemas.config import Entity
+from tasks import claims_lexicon as lex
+
+Gender = Literal["m", "f", "?"]
+Kind = Literal["person", "group", "org", "desc", "pronoun", "other"]
+
+
+@dataclass
+class Mention:
+    pos: int
+    text: str
+    kind: Kind
+    head: str  # lower-case head lemma, for "the analyst" -> "a telecom industry analyst"
+    gender: Gender = "?"
+    subject: bool = False
+    plural: bool = False
+
+
+@dataclass
+class Speaker:
+    text: str
+    kind: Kind
+    entity: str | None = None
+    about: tuple[str, ...] = ()  # entities the speaker speaks for ("Huawei's CEO")
+
+
+@dataclass
+class EntityIndex:
+    """Where each configured entity is named in one text."""
+
+    entities: Sequence[Entity]
+    hits: list[tuple[int, int, Entity]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, text: str, entities: Sequence[Entity]) -> EntityIndex:
+        index = cls(entities)
+        for entity in entities:
+            for start, end in _find_names(text, entity.names):
+                index.hits.append((start, end, entity))
+        index.hits.sort(key=lambda hit: hit[0])
+        return index
+
+    def named_in(self, start: int, end: int) -> list[Entity]:
+        return [e for s, _, e in self.hits if start <= s < end]
+
+    def last_before(self, pos: int, kinds: frozenset[str]) -> Entity | None:
+        best: Entity | None = None
+        for start, _, entity in self.hits:
+            if start >= pos:
+                break
+            if entity.kind in kinds:
+                best = entity
+        return best
+
+    def exact(self, name: str) -> Entity | None:
+        folded = _fold(name)
+        for entity in self.entities:
+            if any(_fold(alias) == folded for alias in entity.names):
+                return entity
+        return None
+
+
+_NAME_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _find_names(text: str, names: tuple[str, ...]) -> list[tuple[int, int]]:
+    pattern = _NAME_CACHE.get(names)
+    if pattern is None:
+        # longest first so "Huawei Technologies Co." wins over "Huawei"; case-sensitive
+        # because aliases such as "US" must not match the pronoun "us"
+        alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        pattern = re.compile(rf"(?<![\w.])(?:{alts})(?!\w)")
+        _NAME_CACHE[names] = pattern
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\W+", " ", text).strip().lower()
+
+
+def _strip_titles(tokens: list[Token]) -> list[Token]:
+    while len(tokens) > 1 and tokens[0].lower_ in lex.TITLES:
+        tokens = tokens[1:]
+    while tokens and tokens[-1].text in {"'s", "’s", "'", "’"}:
+        tokens = tokens[:-1]
+    return tokens
+
+
+def _gender_of(tokens: Sequence[Token]) -> Gender:
+    for tok in tokens:
+        low = tok.lower_
+        if low in lex.MALE_TITLES or low in lex.MALE_NOUNS:
+            return "m"
+        if low in lex.FEMALE_TITLES or low in lex.FEMALE_NOUNS:
+            return "f"
+    names = [t.lower_ for t in tokens if t.pos_ == "PROPN" and t.lower_ not in lex.TITLES]
+    if names:
+        if names[0] in lex.FEMALE_FIRST_NAMES:
+            return "f"
+        if names[0] in lex.MALE_FIRST_NAMES:
+            return "m"
+    return "?"
+
+
+class Resolver:
+    """Reading-order state for resolving the speakers of one article."""
+
+    def __init__(self, doc: Doc, index: EntityIndex) -> None:
+        self.doc = doc
+        self.index = index
+        self.mentions: list[Mention] = []
+        self.full_names: dict[str, str] = {}  # surname -> longest full name in the article
+        self.genders: dict[str, Gender] = {}
+        self.first_desc: dict[str, str] = {}  # head lemma -> first description with it
+        self._collect_people()
+
+    # -- article-wide name table --------------------------------------------------------
+
+    def _collect_people(self) -> None:
+        for ent in self.doc.ents:
+            if ent.label_ not in lex.PERSON_ENT_LABELS:
+                continue
+            tokens = _strip_titles([t for t in ent if not t.is_punct or t.text == "."])
+            if not tokens:
+                continue
+            name = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])].strip()
+            surname = tokens[-1].text
+            if not name or not surname.strip():
+                continue
+            if len(tokens) > 1 and len(name) > len(self.full_names.get(surname, "")):
+                self.full_names[surname] = name
+            gender = _gender_of([*ent.doc[max(ent.start - 1, 0): ent.start], *ent])
+            full = self.full_names.get(surname, name)
+            if gender != "?":
+                self.genders.setdefault(full, gender)
+            subject = any(t.dep_ in ("nsubj", "nsubjpass") for t in ent)
+            self.mentions.append(Mention(ent.start_char, full, "person", surname.lower(),
+                                         gender, subject))
+        for mention in self.mentions:  # a surname met before its full name
+            words = mention.text.split()
+            if words:
+                mention.text = self.full_names.get(words[-1], mention.text)
+        self.mentions.sort(key=lambda m: m.pos)
+
+    def _person_name(self, tokens: list[Token]) -> str:
+        tokens = _strip_titles(tokens) or tokens
+        name = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
+        return self.full_names.get(tokens[-1].text, name)
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def resolve(self, head: Token, tokens: list[Token]) -> Speaker:
+        """The speaker that the phrase `tokens` (headed by `head`) stands for."""
+        low = head.lower_
+        pos = tokens[0].idx
+        if head.pos_ == "PRON" or low in lex.SPEAKER_PRONOUNS:
+            return self._pronoun(low, pos)
+        det = next((t.lower_ for t in tokens if t.dep_ == "det" and t.head.i == head.i), None)
+        poss = next((t for t in tokens if t.dep_ == "poss" and t.head.i == head.i), None)
+        if head.pos_ == "PROPN" or head.ent_type_ in ("PERSON", "ORG", "GPE", "NORP") or \
+                head.text in self.full_names:
+            return self._named(head, tokens)
+        if poss is not None and poss.lower_ in ("its", "their"):
+            org = self._org_before(pos)
+            if org is not None:
+                rest = self.doc.text[poss.idx + len(poss): tokens[-1].idx + len(tokens[-1])]
+                return self._remember(head, Speaker(f"{org}'s{rest}", "desc",
+                                                    about=(org,)), pos)
+        lemma = head.lemma_.lower()
+        if det == "the" and len(tokens) <= 3:
+            if lemma in lex.ORG_ANAPHORS:
+                org = self._org_before(pos)
+                if org is not None:
+                    return Speaker(org, "org", entity=org)
+            if lemma in self.first_desc:
+                return self._as_speaker(self.first_desc[lemma])
+            if lemma in lex.ROLE_NOUNS:
+                for mention in reversed(self.mentions):
+                    if mention.pos < pos and mention.kind == "desc" and \
+                            mention.head in lex.ROLE_NOUNS and pos - mention.pos < 3000:
+                        return self._as_speaker(mention.text)
+        text = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
+        named = self._apposition_name(head)
+        if named is not None:
+            return self._remember(head, Speaker(named, "person"), pos)
+        kind: Kind = "group" if head.tag_ in ("NNS", "NNPS") else "desc"
+        return self._remember(head, self._as_speaker(text, kind), pos)
+
+    def _as_speaker(self, text: str, kind: Kind = "desc") -> Speaker:
+        entity = self.index.exact(text)
+        about = tuple(e.name for e in self.index.entities if _find_names(text, e.names))
+        if entity is not None:
+            return Speaker(text, "org" if entity.kind != "person" else "person",
+                           entity.name, about)
+        return Speaker(text, kind, None, about)
+
+    def _remember(self, head: Token, speaker: Speaker, pos: int) -> Speaker:
+        lemma = head.lemma_.lower()
+        self.first_desc.setdefault(lemma, speaker.text)
+        if speaker.kind in ("desc", "person", "group", "org"):
+            self.mentions.append(Mention(pos, speaker.text, speaker.kind, lemma,
+                                         _gender_of(list(head.subtree)), True,
+                                         head.tag_ in ("NNS", "NNPS") and
+                                         speaker.kind != "person"))
+            self.mentions.sort(key=lambda m: m.pos)
+        return speaker
+
+    def _named(self, head: Token, tokens: list[Token]) -> Speaker:
+        # keep only the name itself: "Former CIA Director David Petraeus" -> "David Petraeus"
+        name_toks = [t for t in tokens if t.i <= head.i and
+                     (t.i == head.i or (t.dep_ in ("compound", "flat") and t.pos_ == "PROPN"))]
+        if head.ent_type_ == "PERSON" or head.text in self.full_names:
+            name = self._person_name(name_toks or [head])
+            entity = self.index.exact(name)
+            return self._remember(head, Speaker(name, "person", entity.name if entity else
+                                                None, (entity.name,) if entity else ()),
+                                  tokens[0].idx)
+        text = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
+        kind: Kind = "org" if head.ent_type_ in ("ORG", "GPE", "NORP") else "desc"
+        if kind == "desc" and head.pos_ == "PROPN" and head.ent_type_ == "":
+            kind = "person" if len(name_toks) > 1 else "desc"
+        return self._remember(head, self._as_speaker(text, kind), tokens[0].idx)
+
+    def _apposition_name(self, head: Token) -> str | None:
+        for child in head.rights:
+            if child.dep_ == "appos" and child.pos_ == "PROPN":
+                toks = [t for t in child.subtree if t.i <= child.i and t.pos_ == "PROPN"]
+                if toks:
+                    return self._person_name(toks)
+        return None
+
+    def _org_before(self, pos: int) -> str | None:
+        entity = self.index.last_before(pos, frozenset({"org"}))
+        if entity is not None:
+            return entity.name
+        for mention in reversed(self.mentions):
+            if mention.pos < pos and mention.kind == "org":
+                return mention.text
+        return None
+
+    def _pronoun(self, low: str, pos: int) -> Speaker:
+        if low in ("he", "she"):
+            want: Gender = "m" if low == "he" else "f"
+            fallback: Mention | None = None
+            for mention in reversed(self.mentions):
+                if mention.pos >= pos or mention.plural or mention.kind in ("org", "group"):
+                    continue
+                if pos - mention.pos > 2500:
+                    break
+                gender = self.genders.get(mention.text, mention.gender)
+                if gender not in ("?", want):
+                    continue
+                if mention.subject:
+                    self.genders.setdefault(mention.text, want)
+                    return Speaker(mention.text, "person", *self._entity_of(mention.text))
+                fallback = fallback or mention
+            if fallback is not None:
+                self.genders.setdefault(fallback.text, want)
+                return Speaker(fallback.text, "person", *self._entity_of(fallback.text))
+        elif low == "they":
+            for mention in reversed(self.mentions):
+                if mention.pos < pos and (mention.plural or mention.kind in ("org", "group")):
+                    if pos - mention.pos > 2000:
+                        break
+                    return Speaker(mention.text, mention.kind,
+                                   *self._entity_of(mention.text))
+        return Speaker(self.doc.text[pos: pos + len(low)], "pronoun")
+
+    def _entity_of(self, text: str) -> tuple[str | None, tuple[str, ...]]:
+        entity = self.index.exact(text)
+        if entity is not None:
+            return entity.name, (entity.name,)
+        about = tuple(e.name for e in self.index.entities if _find_names(text, e.names))
+        return None, about
+
+
+def anaphor_entities(span: Span, index: EntityIndex) -> list[str]:
+    """Entities that "the company" or "the country" in `span` refer back to."""
+    out: list[str] = []
+    for tok in span:
+        lemma = tok.lemma_.lower()
+        if tok.pos_ != "NOUN" or tok.tag_ != "NN":
+            continue
+        children = list(tok.children)
+        # only a bare "the company": "the Biden administration" names its own referent
+        if not children or children[0].lower_ != "the" or any(
+                c.dep_ in ("compound", "amod", "poss") for c in children):
+            continue
+        kinds = frozenset({"org"}) if lemma in lex.ORG_ANAPHORS else \
+            frozenset({"country"}) if lemma in lex.COUNTRY_ANAPHORS else None
+        if kinds is None:
+            continue
+        entity = index.last_before(tok.idx, kinds)
+        if entity is not None:
+            out.append(entity.name)
+    return out
