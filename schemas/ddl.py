@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES: dict[str, str] = {
     "schema_meta": """
@@ -176,6 +176,17 @@ TABLES: dict[str, str] = {
             article_id VARCHAR NOT NULL,
             PRIMARY KEY (band, bucket, article_id)
         )""",
+    # A page whose article copies an earlier one: its own id, kept so its comments' ids stay
+    # stable, and the article it was merged into.
+    "article_duplicates": """
+        CREATE TABLE IF NOT EXISTS article_duplicates (
+            article_id VARCHAR PRIMARY KEY,   -- the copy's own id (from its address)
+            duplicate_of VARCHAR NOT NULL,    -- the earlier article it is merged into
+            url VARCHAR NOT NULL,             -- normalised address of the copy's page
+            reason VARCHAR NOT NULL,          -- canonical | near-duplicate
+            similarity DOUBLE,                -- estimated Jaccard of the bodies
+            detected_at TIMESTAMPTZ NOT NULL
+        )""",
 }
 
 VIEWS: dict[str, str] = {
@@ -217,8 +228,27 @@ INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status)",
 )
 
-# version it upgrades *to* -> statements; applied in order to databases below that version
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+_DROP_INDEXES = tuple(
+    f"DROP INDEX IF EXISTS {statement.split(' IF NOT EXISTS ')[1].split()[0]}"
+    for statement in INDEXES)  # DuckDB cannot alter a table an index depends on
+
+# version it upgrades *to* -> statements, applied in order to databases below that version.
+# `pw_claim_key(text)` is tasks.ids.claim_key_for, registered on the connection.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: alert rules, digest mode, one alert per claim across outlets, in-flight marker
+    2: (
+        *_DROP_INDEXES,
+        "ALTER TABLE claims ADD COLUMN claim_key VARCHAR",
+        "UPDATE claims SET claim_key = pw_claim_key(content)",
+        "ALTER TABLE alerts ADD COLUMN claim_key VARCHAR",
+        "UPDATE alerts SET claim_key = (SELECT c.claim_key FROM claims c "
+        "WHERE c.claim_id = alerts.claim_id)",
+        "ALTER TABLE alerts ADD COLUMN rule VARCHAR DEFAULT 'tracked'",
+        "ALTER TABLE alerts ADD COLUMN mode VARCHAR DEFAULT 'immediate'",
+        "ALTER TABLE alerts ADD COLUMN delivery_started_at TIMESTAMPTZ",
+        "UPDATE alerts SET rule = 'tracked', mode = 'immediate' WHERE rule IS NULL",
+    ),
+}
 
 
 def ddl_hash() -> str:

@@ -37,7 +37,7 @@ from schemas.models import (
     RunSummary,
     Stance,
 )
-from tasks.ids import normalize_url
+from tasks.ids import claim_key_for, normalize_url
 
 DEFAULT_WAIT_S = 30.0
 
@@ -81,13 +81,17 @@ def connect(path: Path | str, *, read_only: bool = False,
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create what is missing and upgrade an older schema in place."""
+    """Create what is missing and upgrade an older schema in place, in one transaction."""
     con.execute(TABLES["schema_meta"])
-    row = con.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone()
-    version = int(row[0]) if row else None
+    meta = dict(con.execute("SELECT key, value FROM schema_meta").fetchall())
+    version = int(meta["version"]) if "version" in meta else None
     if version is not None and version > SCHEMA_VERSION:
         raise LoadError(f"database schema version {version} is newer than this "
                         f"policywatch ({SCHEMA_VERSION}); upgrade policywatch")
+    if version == SCHEMA_VERSION and meta.get("ddl_hash") == ddl_hash():
+        return  # the usual case: nothing to do, so opening stays cheap
+    con.create_function("pw_claim_key", claim_key_for, ["VARCHAR"], "VARCHAR",
+                        side_effects=False)
     con.execute("BEGIN TRANSACTION")
     try:
         for target in sorted(MIGRATIONS):
@@ -96,8 +100,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                     con.execute(statement)
         for statement in (*TABLES.values(), *VIEWS.values(), *INDEXES):
             con.execute(statement)
-        con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('version', ?)",
-                    [str(SCHEMA_VERSION)])
+        con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('version', ?), ('ddl_hash', ?)",
+                    [str(SCHEMA_VERSION), ddl_hash()])
         con.execute("COMMIT")
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
@@ -562,14 +566,14 @@ def read_duplicates(path: Path | str, urls: Sequence[str]) -> dict[str, tuple[st
     return {u: (a, d) for u, a, d in rows}
 
 
-def read_page_article_ids(path: Path | str, source: str | None = None) -> dict[str, str]:
-    """Normalised page URL -> the article id it was stored under (after any merging)."""
+def read_archived_sources(path: Path | str) -> list[str]:
+    """Sources with at least one page in the raw archive."""
     if not Path(path).exists():
-        return {}
-    with open_for_write(path) as con:
-        rows = con.execute("SELECT url, article_id FROM pages WHERE article_id IS NOT NULL "
-                           "AND (? IS NULL OR source = ?)", [source, source]).fetchall()
-    return dict(rows)
+        return []
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT DISTINCT p.source FROM raw_pages r JOIN pages p USING (url) "
+                           "ORDER BY 1").fetchall()
+    return [row[0] for row in rows]
 
 
 def read_article_addresses(path: Path | str) -> dict[str, str]:
