@@ -66,9 +66,10 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
 
     articles = [a for b in batches for a in b.articles]
     comments = [c for b in batches for c in b.comments]
-    claims = extract_claims_task(articles, config.entities)
-    stances = classify_stances_task(comments, config.topics)
+    claims, claim_rejects = extract_claims_task(articles, config.entities)
+    stances, stance_rejects = classify_stances_task(comments, config.topics)
     failures.extend(r for b in batches for r in b.rejects)
+    failures.extend([*claim_rejects, *stance_rejects])
     alerts = plan_alerts_task(claims, rules)
     counts = load_batch_task(db, LoadBatch(
         run_id=run_id,

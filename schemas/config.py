@@ -7,6 +7,7 @@ and, where the YAML gives it, the line: "sources[1].feed (line 7): ...".
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -157,8 +158,9 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
-        for key, items in (("sources", self.sources), ("entities", self.entities),
-                           ("topics", self.topics)):
+        named: tuple[tuple[str, Sequence[Source | Entity | Topic]], ...] = (
+            ("sources", self.sources), ("entities", self.entities), ("topics", self.topics))
+        for key, items in named:
             seen: dict[str, int] = {}
             for index, item in enumerate(items):
                 if item.name in seen:

@@ -51,7 +51,7 @@ def entity_feed(entity: str, rows: Sequence[tuple[object, ...]], now: datetime) 
         author = ET.SubElement(entry, f"{{{ATOM}}}author")
         _text(author, "name", str(source))
         _text(entry, "summary", f"{sentence}\n\n{title or ''} ({source})")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True))
 
 
 def write_entity_feeds(db_path: Path | str, entities: Sequence[str], out_dir: Path | str

@@ -120,7 +120,7 @@ def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | 
     notifier = apprise.Apprise()
     if not notifier.add(url):
         return f"not a notification URL apprise understands: {mask_channel(channel_url)}"
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
         ok = notifier.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT)
     if ok:
         return None

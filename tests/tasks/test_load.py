@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from schemas.config import AlertRule
 from schemas.ddl import TABLES
 from schemas.errors import DatabaseBusy, LoadError
-from schemas.config import AlertRule
 from schemas.models import Article, Claim, Comment, FetchResult, Stance
 from tasks.alerts import plan_alerts
 from tasks.ids import alert_id_for, article_id_for, claim_id_for, claim_key_for, comment_id_for
@@ -162,7 +162,7 @@ def test_concurrent_loads_in_one_process_do_not_duplicate(db_path: Path) -> None
     def go(run: str) -> None:
         try:
             load_batch(db_path, _batch(run))
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:  # collected for the assertion
             errors.append(exc)
 
     threads = [threading.Thread(target=go, args=(f"r{i}",)) for i in range(3)]
