@@ -16,7 +16,11 @@ from tasks.analyse import classify_stances_task, extract_claims_task
 from tasks.crawl import crawl_source_task
 from tasks.feeds import write_entity_feeds_task
 from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task, run_lock
-from tasks.notify import deliver_pending_task, emit_claim_events_task
+from tasks.notify import (
+    deliver_pending_task,
+    emit_claim_events_task,
+    send_health_alerts_task,
+)
 from tasks.pages import PageBatch
 
 
@@ -80,6 +84,9 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     new_claims = [c for c in claims if c.claim_id in set(counts.new_claim_ids)]
     emit_claim_events_task(new_claims, tracked)
     sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts)
+    send_health_alerts_task(db, [s.name for s in config.sources],
+                            [*config.alerts.channels, *extra_channels],
+                            config.crawl.stale_after_days)
     write_entity_feeds_task(db, tracked,
                             config.alerts.feeds_dir or db.with_name(db.stem + "-feeds"))
     summary = RunSummary(

@@ -139,6 +139,8 @@ class Crawl(_Strict):
     per_host_delay_s: float = Field(default=0.0, ge=0)
     retries: int = Field(default=3, ge=0, le=10)
     obey_robots: bool = True
+    # a source that has yielded no new article for this many days raises a health alert
+    stale_after_days: float | None = Field(default=3, gt=0)
 
 
 class Config(_Strict):

@@ -150,6 +150,15 @@ TABLES: dict[str, str] = {
             error VARCHAR,
             fetched_at TIMESTAMPTZ NOT NULL
         )""",
+    "health_alerts": """
+        CREATE TABLE IF NOT EXISTS health_alerts (
+            source VARCHAR NOT NULL,
+            last_article_at TIMESTAMPTZ,      -- NULL: the source never yielded an article
+            detected_at TIMESTAMPTZ NOT NULL,
+            sent_at TIMESTAMPTZ,
+            error VARCHAR,
+            PRIMARY KEY (source, last_article_at)
+        )""",
     "rejects": """
         CREATE TABLE IF NOT EXISTS rejects (
             run_id VARCHAR NOT NULL,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +479,36 @@ def record_alert_results(path: Path | str, alert_ids: Sequence[str], *, sent: bo
              list(alert_ids)])
 
 
+# -- source health ------------------------------------------------------------------------
+
+
+def stale_sources(path: Path | str, sources: Sequence[str], days: float,
+                  now: datetime) -> list[tuple[str, datetime | None]]:
+    """Sources watched for over `days` that yielded no new article in the last `days`, with
+    when they last did, and that no health alert has covered yet."""
+    cutoff = now - timedelta(days=days)
+    with open_for_write(path) as con:
+        rows = con.execute("""
+            WITH watched AS (
+                SELECT source, min(first_seen_at) AS since FROM pages
+                WHERE source IN (SELECT unnest(?::VARCHAR[])) GROUP BY source),
+            latest AS (SELECT source, max(first_seen_at) AS last_at FROM articles GROUP BY source)
+            SELECT w.source, l.last_at FROM watched w LEFT JOIN latest l USING (source)
+            WHERE w.since < ? AND (l.last_at IS NULL OR l.last_at < ?)
+              AND NOT EXISTS (SELECT 1 FROM health_alerts h WHERE h.source = w.source
+                              AND h.sent_at IS NOT NULL
+                              AND h.last_article_at IS NOT DISTINCT FROM l.last_at)
+            ORDER BY w.source""", [list(sources), cutoff, cutoff]).fetchall()
+    return [(source, last) for source, last in rows]
+
+
+def record_health_alert(path: Path | str, source: str, last_article_at: datetime | None, *,
+                        sent: bool, error: str | None) -> None:
+    with open_for_write(path) as con:
+        con.execute("INSERT OR REPLACE INTO health_alerts VALUES (?, ?, now(), "
+                    "CASE WHEN ? THEN now() END, ?)", [source, last_article_at, sent, error])
+
+
 # -- reading ------------------------------------------------------------------------------
 
 
@@ -532,11 +562,18 @@ def record_signatures(path: Path | str,
     with open_for_write(path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            _many(con, "INSERT INTO article_signatures VALUES (?, ?, ?, ?, ?) "
-                       "ON CONFLICT DO NOTHING",
-                  [[a, s, t, m, now] for a, s, t, m, _ in rows])
-            _many(con, "INSERT INTO article_bands VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                  [[band, bucket, a] for a, _, _, _, keys in rows for band, bucket in keys])
+            # one statement over parallel lists: executemany costs a statement per row
+            con.execute(
+                "INSERT INTO article_signatures SELECT DISTINCT ON (a) a, s, t, m, ? FROM "
+                "(SELECT unnest(?::VARCHAR[]) AS a, unnest(?::VARCHAR[]) AS s, "
+                "unnest(?::VARCHAR[]) AS t, unnest(?::BLOB[]) AS m) ON CONFLICT DO NOTHING",
+                [now, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                 [r[3] for r in rows]])
+            bands = sorted({(band, bucket, r[0]) for r in rows for band, bucket in r[4]})
+            con.execute(
+                "INSERT INTO article_bands SELECT unnest(?::SMALLINT[]), unnest(?::BIGINT[]), "
+                "unnest(?::VARCHAR[]) ON CONFLICT DO NOTHING",
+                [[b[0] for b in bands], [b[1] for b in bands], [b[2] for b in bands]])
             con.execute("COMMIT")
         except duckdb.Error as exc:
             con.execute("ROLLBACK")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from string import Template
@@ -29,10 +29,10 @@ from tasks.load import (
     fault_point,
     mark_delivering,
     record_alert_results,
+    record_health_alert,
     settle_interrupted_deliveries,
+    stale_sources,
 )
-
-_ENV_REF = re.compile(r"\$\{?([A-Z_][A-Z0-9_]*)\}?")
 
 
 def expand_channel(url: str) -> str:
@@ -196,6 +196,31 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
 deliver_pending_task = task(name="deliver-alerts")(deliver_pending)
 
 
+def send_health_alerts(db_path: Path | str, sources: Sequence[str], channels: Sequence[str],
+                       days: float | None, now: datetime | None = None) -> list[str]:
+    """Tell every channel about sources that went quiet; returns the sources reported.
+
+    Each quiet spell is reported once: a source is reported again only after it has
+    yielded an article and gone quiet anew.
+    """
+    if days is None or not channels:
+        return []
+    reported = []
+    for source, last in stale_sources(db_path, sources, days, now or datetime.now(UTC)):
+        since = last.strftime("%Y-%m-%d %H:%M UTC") if last else "never"
+        title = f"policywatch: source '{source}' has yielded nothing for {days:g} days"
+        body = (f"Source: {source}\nLast new article: {since}\n"
+                f"Check its feed or sitemap, and the `rejects` and `fetch_log` tables:\n"
+                f"  policywatch sql \"SELECT * FROM rejects WHERE source = '{source}'\"")
+        errors = [e for e in (send_message(c, title, body, key=stable_id("health", source,
+                                                                           since))
+                              for c in channels) if e]
+        record_health_alert(db_path, source, last, sent=not errors,
+                            error="; ".join(errors) or None)
+        reported.append(source)
+    return reported
+
+
 def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str]) -> int:
     """A Prefect event per new claim, so Automations can route alerts; returns how many.
 
@@ -221,3 +246,4 @@ def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str]) -> int:
 
 
 emit_claim_events_task = task(name="emit-claim-events")(emit_claim_events)
+send_health_alerts_task = task(name="source-health")(send_health_alerts)

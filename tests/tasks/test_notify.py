@@ -206,3 +206,21 @@ def test_rules_filter_by_speaker_and_wait_for_outlets(httpserver: HTTPServer,
     assert deliver_pending(db2, [patient], **NO_SLEEP) == (0, 0)  # one outlet so far
     load_batch(db2, _batch("r2", patient, url="https://t.example/z", source="t"))
     assert deliver_pending(db2, [patient], **NO_SLEEP) == (1, 0)
+
+
+def test_a_quiet_source_raises_one_health_alert(httpserver: HTTPServer, db_path: Path) -> None:
+    from datetime import timedelta
+
+    from tasks.notify import send_health_alerts
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    load_batch(db_path, _batch("r1"))  # source "wire": one article, first seen now
+    later = datetime.now(UTC) + timedelta(days=5)
+    hook = [_hook(httpserver)]
+    assert send_health_alerts(db_path, ["wire"], hook, 3, now=later) == ["wire"]
+    [post] = _posts(httpserver)
+    assert "'wire' has yielded nothing for 3 days" in post["title"]
+    # the same quiet spell is reported once; a source still fresh is not reported at all
+    assert send_health_alerts(db_path, ["wire"], hook, 3, now=later) == []
+    assert send_health_alerts(db_path, ["wire"], hook, 10, now=later) == []
+    assert len(_posts(httpserver)) == 1
