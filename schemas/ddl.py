@@ -88,6 +88,9 @@ TABLES: dict[str, str] = {
         CREATE TABLE IF NOT EXISTS claim_entities (
             claim_id VARCHAR NOT NULL,
             entity VARCHAR NOT NULL,
+            -- copied from the claim's article so a timeline reads this table first
+            article_id VARCHAR,
+            "at" TIMESTAMPTZ,                 -- the article's publication time, else first seen
             PRIMARY KEY (claim_id, entity)
         )""",
     "stances": """
@@ -196,6 +199,16 @@ TABLES: dict[str, str] = {
             similarity DOUBLE,                -- estimated Jaccard of the bodies
             detected_at TIMESTAMPTZ NOT NULL
         )""",
+    # Feeds and sitemaps as last fetched, so the next run asks for them conditionally.
+    "listings": """
+        CREATE TABLE IF NOT EXISTS listings (
+            url VARCHAR PRIMARY KEY,          -- as configured or linked, not normalised
+            source VARCHAR NOT NULL,
+            etag VARCHAR,
+            last_modified VARCHAR,
+            content_gz BLOB NOT NULL,
+            fetched_at TIMESTAMPTZ NOT NULL
+        )""",
 }
 
 VIEWS: dict[str, str] = {
@@ -209,12 +222,22 @@ VIEWS: dict[str, str] = {
     # Each entity's claims in time order.
     "entity_timeline": """
         CREATE OR REPLACE VIEW entity_timeline AS
-        SELECT ce.entity, coalesce(a.published_at, c.first_seen_at) AS "at",
-               c.speaker, c.cue, c.content, a.title AS article_title, a.source, a.url,
-               c.claim_id
+        SELECT ce.entity, ce."at", c.speaker, c.cue, c.content, a.title AS article_title,
+               a.source, a.url, c.claim_id
         FROM claim_entities ce
         JOIN claims c USING (claim_id)
-        JOIN articles a USING (article_id)""",
+        JOIN articles a ON a.article_id = ce.article_id""",
+    # The n newest claims about one entity: the limit applies before the joins, so this
+    # stays fast however long the history (`SELECT * FROM entity_latest('Huawei', 20)`).
+    "entity_latest": """
+        CREATE OR REPLACE MACRO entity_latest(name, n) AS TABLE
+        SELECT ce.entity, ce."at", c.speaker, c.cue, c.content, a.title AS article_title,
+               a.source, a.url, c.claim_id
+        FROM (SELECT * FROM claim_entities WHERE entity = name
+              ORDER BY "at" DESC LIMIT n) ce
+        JOIN claims c USING (claim_id)
+        JOIN articles a ON a.article_id = ce.article_id
+        ORDER BY ce."at" DESC""",
     # Share of comments per stance label, per topic, article and day.
     "stance_share": """
         CREATE OR REPLACE VIEW stance_share AS
@@ -256,6 +279,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE alerts ADD COLUMN mode VARCHAR DEFAULT 'immediate'",
         "ALTER TABLE alerts ADD COLUMN delivery_started_at TIMESTAMPTZ",
         "UPDATE alerts SET rule = 'tracked', mode = 'immediate' WHERE rule IS NULL",
+        "ALTER TABLE claim_entities ADD COLUMN article_id VARCHAR",
+        'ALTER TABLE claim_entities ADD COLUMN "at" TIMESTAMPTZ',
+        'UPDATE claim_entities SET article_id = c.article_id, '
+        '"at" = coalesce(a.published_at, c.first_seen_at) '
+        "FROM claims c JOIN articles a USING (article_id) "
+        "WHERE c.claim_id = claim_entities.claim_id",
     ),
 }
 

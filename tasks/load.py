@@ -355,9 +355,12 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[c.claim_id, c.article_id, c.speaker, c.speaker_entity, c.cue, c.content, c.sentence,
           c.quote_kind, c.claim_key, now, run] for c in fresh])
+    published = {a.article_id: a.published_at for a in articles}
     _many(con,
-        "INSERT INTO claim_entities VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [[c.claim_id, e] for c in fresh for e in c.entities])
+        "INSERT INTO claim_entities (claim_id, entity, article_id, \"at\") "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [[c.claim_id, e, c.article_id, published.get(c.article_id) or now]
+         for c in fresh for e in c.entities])
 
     stance_keys = {(s.comment_id, s.topic): s for s in batch.stances}
     existing = set()
@@ -601,6 +604,29 @@ def read_duplicates(path: Path | str, urls: Sequence[str]) -> dict[str, tuple[st
             "SELECT url, article_id, duplicate_of FROM article_duplicates WHERE url IN "
             "(SELECT unnest(?::VARCHAR[]))", [[normalize_url(u) for u in urls]]).fetchall()
     return {u: (a, d) for u, a, d in rows}
+
+
+def read_listings(path: Path | str, source: str
+                  ) -> dict[str, tuple[str | None, str | None, bytes]]:
+    """URL -> (ETag, Last-Modified, content) of the source's feeds and sitemaps."""
+    if not Path(path).exists():
+        return {}
+    with open_for_write(path) as con:
+        rows = con.execute("SELECT url, etag, last_modified, content_gz FROM listings "
+                           "WHERE source = ?", [source]).fetchall()
+    return {u: (e, m, gzip.decompress(c)) for u, e, m, c in rows}
+
+
+def record_listings(path: Path | str, source: str,
+                    listings: dict[str, tuple[str | None, str | None, bytes]]) -> None:
+    """Store the feeds and sitemaps fetched afresh, replacing their earlier versions."""
+    if not listings:
+        return
+    now = datetime.now(UTC)
+    with open_for_write(path) as con:
+        _many(con, "INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?, ?)",
+              [[u, source, e, m, gzip.compress(c, compresslevel=6), now]
+               for u, (e, m, c) in listings.items()])
 
 
 def read_archived_sources(path: Path | str) -> list[str]:
