@@ -4,6 +4,7 @@ Never raises for a page: every failure comes back as a reject with its reason, a
 failed before are offered again (with the feed's fresh items) so a passing fault heals.
 
 What keeps a night from fetching or storing the same thing twice:
+- feeds and sitemaps are asked for conditionally too; a 304 reuses the stored listing;
 - discovered URLs are compared in their normalised form (tasks.ids.normalize_url), so a feed
   item with utm_* parameters is the page already known;
 - a known page is asked for with If-None-Match / If-Modified-Since; a 304 costs no body;
@@ -27,7 +28,7 @@ from prefect import task
 from schemas.config import Crawl, Source
 from schemas.models import Article, FetchRequest
 from tasks.dedupe import Fingerprint, NearDuplicateIndex, bands, signature, title_key
-from tasks.discover import discover_source
+from tasks.discover import Listing, discover_source
 from tasks.fetch import fetch_many
 from tasks.ids import normalize_url
 from tasks.load import (
@@ -35,10 +36,12 @@ from tasks.load import (
     read_article_ids,
     read_duplicates,
     read_failed_pages,
+    read_listings,
     read_page_states,
     read_signed_articles,
     read_similar_signatures,
     record_duplicates,
+    record_listings,
     record_signatures,
 )
 from tasks.pages import PageBatch, process_pages
@@ -51,7 +54,11 @@ _DEDUPE_LOCK = threading.Lock()
 def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
                  now: datetime | None = None, workers: int = 8) -> PageBatch:
     """Discover, fetch and parse one source's pages; a `PageBatch` ready for the load."""
-    discovery = discover_source(source, crawl, now=now or datetime.now(UTC))
+    listings = {u: Listing(*v) for u, v in read_listings(db_path, source.name).items()}
+    discovery = discover_source(source, crawl, now=now or datetime.now(UTC),
+                                listings=listings)
+    record_listings(db_path, source.name, {u: (v.etag, v.last_modified, v.content)
+                                           for u, v in discovery.listings.items()})
     urls = [item.url for item in discovery.items]
     seen = {normalize_url(u) for u in urls}
     for url in read_failed_pages(db_path, source.name):
