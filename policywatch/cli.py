@@ -121,7 +121,8 @@ def _print_run(db: Path, summary: Any) -> None:
     _, tracked = query(
         db, "SELECT DISTINCT ce.entity, c.speaker, c.cue, c.content, a.source "
             "FROM claims c JOIN claim_entities ce USING (claim_id) "
-            "JOIN articles a USING (article_id) WHERE c.run_id = ? ORDER BY 1, 5, 2",
+            "JOIN articles a ON a.article_id = c.article_id WHERE c.run_id = ? "
+            "ORDER BY 1, 5, 2",
         [summary.run_id])
     new = [r for r in tracked if r[0] in _tracked_names]
     click.echo("")

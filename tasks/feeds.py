@@ -66,7 +66,7 @@ def write_entity_feeds(db_path: Path | str, entities: Sequence[str], out_dir: Pa
             SELECT c.claim_id, c.speaker, c.cue, c.content, c.sentence, a.title, a.source,
                    a.url, a.published_at, c.first_seen_at
             FROM claim_entities ce JOIN claims c USING (claim_id)
-            JOIN articles a USING (article_id)
+            JOIN articles a ON a.article_id = c.article_id
             WHERE ce.entity = ? ORDER BY c.first_seen_at DESC, a.published_at DESC NULLS LAST
             LIMIT ?""", [entity, FEED_SIZE])
         path = out / f"{slug(entity)}.atom"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import gzip
 import os
+import re
 import signal
 import threading
 import time
@@ -279,9 +280,38 @@ class LoadCounts:
     new_claim_ids: tuple[str, ...] = ()
 
 
+_INSERT = re.compile(r"^\s*INSERT\s+(OR\s+REPLACE\s+)?INTO\s+(\w+)\s*(?:\(([^)]*)\))?\s*"
+                     r"VALUES\s*\((.*?)\)\s*(.*)$", re.IGNORECASE | re.DOTALL)
+
+
 def _many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    if rows:  # DuckDB refuses an empty executemany
+    """Run a statement for many rows. An INSERT ... VALUES becomes one INSERT ... SELECT over
+    typed column arrays (`unnest(?::T[])`): DuckDB's executemany runs a statement per row,
+    which costs milliseconds each; this is one statement per batch."""
+    if not rows:
+        return  # DuckDB refuses an empty executemany
+    match = _INSERT.match(sql)
+    if match is None or len(rows) == 1:
         con.executemany(sql, rows)
+        return
+    replace, table, listed, values, rest = match.groups()
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = ? ORDER BY ordinal_position",
+                             [table]).fetchall())
+    columns = [c.strip().strip('"') for c in listed.split(",")] if listed else list(types)
+    items = [v.strip() for v in values.split(",")]
+    columns_of_rows = list(zip(*rows, strict=True))
+    exprs: list[str] = []
+    params: list[list[Any]] = []
+    for column, item in zip(columns, items, strict=True):
+        if item == "?":
+            exprs.append(f"unnest(?::{types[column]}[])")
+            params.append(list(columns_of_rows[len(params)]))
+        else:
+            exprs.append(item)  # a literal or now(): the same for every row
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    con.execute(f"INSERT {replace or ''}INTO {table} ({quoted}) "
+                f"SELECT {', '.join(exprs)} {rest}", params)
 
 
 def _new_ids(con: duckdb.DuckDBPyConnection, table: str, key: str,
@@ -392,31 +422,33 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
 
 
 def _record_pages(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> None:
-    for page in batch.pages:
+    pages: dict[str, list[Any]] = {}
+    raw: dict[str, list[Any]] = {}
+    for page in batch.pages:  # keyed, so one statement never touches a row twice
         key = normalize_url(page.url)
         fetch = page.fetch
         status = "gone" if page.gone else ("failed" if page.error else "ok")
-        con.execute(
-            "INSERT INTO pages (url, source, status, http_status, etag, last_modified, "
-            "content_hash, article_id, attempts, last_error, first_seen_at, last_fetched_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO UPDATE SET "
-            "status = excluded.status, http_status = excluded.http_status, "
-            "etag = coalesce(excluded.etag, pages.etag), "
-            "last_modified = coalesce(excluded.last_modified, pages.last_modified), "
-            "content_hash = coalesce(excluded.content_hash, pages.content_hash), "
-            "article_id = coalesce(excluded.article_id, pages.article_id), "
-            "attempts = CASE WHEN excluded.status = 'ok' THEN 0 ELSE pages.attempts + 1 END, "
-            "last_error = excluded.last_error, last_fetched_at = excluded.last_fetched_at",
-            [key, page.source, status, fetch.status if fetch else None,
-             fetch.etag if fetch and fetch.ok else None,
-             fetch.last_modified if fetch and fetch.ok else None, page.content_hash,
-             page.article_id, 0 if status == "ok" else 1, page.error, now,
-             fetch.fetched_at if fetch else now])
+        pages[key] = [key, page.source, status, fetch.status if fetch else None,
+                      fetch.etag if fetch and fetch.ok else None,
+                      fetch.last_modified if fetch and fetch.ok else None, page.content_hash,
+                      page.article_id, 0 if status == "ok" else 1, page.error, now,
+                      fetch.fetched_at if fetch else now]
         if batch.archive and fetch and fetch.ok and fetch.content:
-            con.execute(
-                "INSERT OR REPLACE INTO raw_pages VALUES (?, ?, ?, ?, ?)",
-                [key, fetch.final_url or fetch.url, fetch.encoding,
-                 gzip.compress(fetch.content, compresslevel=6), fetch.fetched_at])
+            raw[key] = [key, fetch.final_url or fetch.url, fetch.encoding,
+                        gzip.compress(fetch.content, compresslevel=6), fetch.fetched_at]
+    _many(con,
+        "INSERT INTO pages (url, source, status, http_status, etag, last_modified, "
+        "content_hash, article_id, attempts, last_error, first_seen_at, last_fetched_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO UPDATE SET "
+        "status = excluded.status, http_status = excluded.http_status, "
+        "etag = coalesce(excluded.etag, pages.etag), "
+        "last_modified = coalesce(excluded.last_modified, pages.last_modified), "
+        "content_hash = coalesce(excluded.content_hash, pages.content_hash), "
+        "article_id = coalesce(excluded.article_id, pages.article_id), "
+        "attempts = CASE WHEN excluded.status = 'ok' THEN 0 ELSE pages.attempts + 1 END, "
+        "last_error = excluded.last_error, last_fetched_at = excluded.last_fetched_at",
+        list(pages.values()))
+    _many(con, "INSERT OR REPLACE INTO raw_pages VALUES (?, ?, ?, ?, ?)", list(raw.values()))
     _many(con,
         "INSERT INTO fetch_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [[batch.run_id, f.url, f.source, f.status, f.bytes, f.duration_ms, f.error,
@@ -737,7 +769,9 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
         "sentence = ?, quote_kind = ?, claim_key = ? WHERE claim_id = ?",
         [[c.speaker, c.speaker_entity, c.cue, c.content, c.sentence, c.quote_kind,
           c.claim_key, c.claim_id] for c in by_claim if c.claim_id not in new_claims])
+    published = {a.article_id: a.published_at for a in by_article}
     pairs = {(c.claim_id, e) for c in by_claim for e in c.entities}
+    claim_article = {c.claim_id: c.article_id for c in by_claim}
     kept_ids = sorted(keep & old)
     if kept_ids:  # entities no longer named go; ones still named are left untouched
         current = set(con.execute(
@@ -746,8 +780,11 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
         for claim_id, entity in sorted(current - pairs):
             con.execute("DELETE FROM claim_entities WHERE claim_id = ? AND entity = ?",
                         [claim_id, entity])
-    _many(con, "INSERT INTO claim_entities VALUES (?, ?) ON CONFLICT DO NOTHING",
-          [list(p) for p in sorted(pairs)])
+    _many(con, "INSERT INTO claim_entities (claim_id, entity, article_id, \"at\") "
+               "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+          [[claim_id, entity, claim_article[claim_id],
+            published.get(claim_article[claim_id]) or now]
+           for claim_id, entity in sorted(pairs)])
 
     keyed = {(s.comment_id, s.topic): s for s in stances}
     existing: set[tuple[str, str]] = set()
