@@ -22,6 +22,7 @@ from tasks.notify import (
     send_health_alerts_task,
 )
 from tasks.pages import PageBatch
+from tasks.report import copy_report_task, write_report_task
 
 
 @flow(name="policywatch-nightly", log_prints=True)
@@ -83,7 +84,10 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     ))
     new_claims = [c for c in claims if c.claim_id in set(counts.new_claim_ids)]
     emit_claim_events_task(new_claims, tracked)
-    sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts)
+    reports = config.reports_dir or db.with_name(db.stem + "-reports")
+    report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
+    sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
+                                        report_url=report.resolve().as_uri())
     send_health_alerts_task(db, [s.name for s in config.sources],
                             [*config.alerts.channels, *extra_channels],
                             config.crawl.stale_after_days)
@@ -102,9 +106,11 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
                 "%d failures", run_id, summary.articles_new, summary.comments_new,
                 summary.claims_new, sent, len(failures))
     per_entity = {name: sum(name in c.entities for c in new_claims) for name in tracked}
-    create_markdown_artifact(key="policywatch-run", markdown=_artifact(summary, per_entity),
-                             description=f"policywatch run {run_id}")
-    return summary
+    latest = copy_report_task(report, reports / "latest.html")
+    create_markdown_artifact(
+        key="policywatch-run", description=f"policywatch run {run_id}",
+        markdown=_artifact(summary, per_entity) + f"\n\nBriefing page: {latest.as_uri()}\n")
+    return summary.model_copy(update={"report_path": str(latest)})
 
 
 def _artifact(summary: RunSummary, per_entity: dict[str, int]) -> str:

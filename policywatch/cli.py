@@ -124,6 +124,8 @@ def _print_run(db: Path, summary: Any) -> None:
             "JOIN articles a ON a.article_id = c.article_id WHERE c.run_id = ? "
             "ORDER BY 1, 5, 2",
         [summary.run_id])
+    if summary.report_path:
+        click.echo(f"  briefing      {summary.report_path}")
     new = [r for r in tracked if r[0] in _tracked_names]
     click.echo("")
     click.echo(f"New claims about tracked entities: {len(new)}")
@@ -287,6 +289,64 @@ def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
         out.write_text(text + "\n", encoding="utf-8")
     else:
         click.echo(text)
+
+
+# -- report and reprocess ------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--since", "since", default="7d", show_default=True,
+              help="The window the charts cover: 36h, 7d, 2w.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("policywatch-report.html"),
+              show_default=True, help="The HTML file to write.")
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help=f"The DuckDB file to read (default: the config's, else {DEMO_DB}).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="A config: report on its tracked entities (default: every entity).")
+@click.option("--run", "run_id", default=None,
+              help="The run whose new claims are listed (default: the latest completed).")
+@handles_errors
+def report(since: str, out: Path, db: Path | None, config_path: Path | None,
+           run_id: str | None) -> None:
+    """Write the briefing page: new claims per tracked entity, charts, stance, failures."""
+    from schemas.config import load_config
+    from tasks.report import write_report
+
+    tracked = None
+    if config_path is not None:
+        config = load_config(config_path)
+        tracked = [e.name for e in config.tracked_entities] or None
+        db = db or config.database
+    path = write_report(db or Path(DEMO_DB), out, since=datetime.now(UTC) - parse_since(since),
+                        run_id=run_id, tracked=tracked)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="The YAML config file.")
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help="The DuckDB file (default: the config's `database`).")
+@click.option("--source", default=None, help="Only this source's pages.")
+@click.option("--no-extract", is_flag=True,
+              help="Re-parse articles and comments only; keep claims and stances.")
+@handles_errors
+def reprocess(config_path: Path, db: Path | None, source: str | None, no_extract: bool) -> None:
+    """Re-parse and re-extract every archived page with the current code, without fetching.
+
+    Ids stay stable: rows are updated in place. No alerts are raised."""
+    from dataclasses import asdict
+
+    from schemas.config import load_config
+    from tasks.load import run_lock
+    from tasks.reprocess import reprocess as reprocess_archive
+
+    config = load_config(config_path)
+    target = db or config.database
+    with run_lock(target, wait_s=60):
+        counts = reprocess_archive(target, config, extract=not no_extract, source=source)
+    for name, value in asdict(counts).items():
+        click.echo(f"  {name.replace('_', ' '):18} {value}")
 
 
 # -- serve ---------------------------------------------------------------------------------

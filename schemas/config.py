@@ -152,6 +152,7 @@ class Config(_Strict):
     crawl: Crawl = Crawl()
     schedule: str = "0 2 * * *"
     timezone: str = "UTC"
+    reports_dir: Path | None = None  # the nightly briefing pages; default: beside the database
 
     @field_validator("sources", "entities", "topics", mode="before")
     @classmethod
@@ -304,6 +305,9 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
         raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {message}{more}") from exc
     if base_dir is not None and not config.database.is_absolute():
         config = config.model_copy(update={"database": base_dir / config.database})
+    if base_dir is not None and config.reports_dir is not None \
+            and not config.reports_dir.is_absolute():
+        config = config.model_copy(update={"reports_dir": base_dir / config.reports_dir})
     feeds = config.alerts.feeds_dir
     if base_dir is not None and feeds is not None and not feeds.is_absolute():
         config = config.model_copy(update={"alerts": config.alerts.model_copy(

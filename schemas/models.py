@@ -189,3 +189,4 @@ class RunSummary(_Record):
     alerts_failed: int = 0
     pages_failed: int = 0
     failures: tuple[Reject, ...] = ()
+    report_path: str | None = None  # the run's briefing page

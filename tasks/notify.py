@@ -148,6 +148,7 @@ def _try(send: Callable[[], str | None], tries_left: int, backoff_s: float,
 
 def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_attempts: int = 10,
                     tries_per_run: int = 3, backoff_s: float = 0.5,
+                    report_url: str | None = None,
                     sleep: Callable[[float], None] = time.sleep) -> tuple[int, int]:
     """Send every alert waiting in the outbox; (sent, failed) deliveries this run.
 
@@ -175,7 +176,10 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
         else:
             deliveries.append(([alert], alert.channel, *format_alert(alert)))
     for channel, group in digests.items():
-        deliveries.append((group, channel, *format_digest(group)))
+        title, body = format_digest(group)
+        if report_url:
+            body += f"\n\nBriefing page: {report_url}"
+        deliveries.append((group, channel, title, body))
     sent = failed = 0
     for group, channel, title, body in deliveries:
         ids = [a.alert_id for a in group]

@@ -13,6 +13,7 @@ so an article can never inject markup, whatever it contains.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -406,3 +407,15 @@ def _page(b: Briefing) -> str:
 
 
 write_report_task = task(name="write-report")(write_report)
+
+
+def copy_report(report: Path | str, target: Path | str) -> Path:
+    """Copy a written report to a stable name (`latest.html`), atomically."""
+    source, out = Path(report), Path(target)
+    temporary = out.with_name(f".{out.name}.tmp")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, out)
+    return out.resolve()
+
+
+copy_report_task = task(name="copy-report")(copy_report)
