@@ -148,19 +148,20 @@ def _clip(text: str, width: int) -> str:
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
               wait_s: float = 60.0) -> Any:
     from schemas.config import load_config
-    from tasks.load import open_for_write
+    from tasks.load import open_for_write, run_lock
 
     # validate the config and the database before Prefect starts, so those errors are quick
     config = load_config(config_path)
     _tracked_names.clear()
     _tracked_names.update(e.name for e in config.tracked_entities)
     target = db or config.database
-    with open_for_write(target, wait_s=10):
-        pass
-    from flows.nightly import nightly
+    with run_lock(target, wait_s=wait_s):
+        with open_for_write(target, wait_s=10):
+            pass
+        from flows.nightly import nightly
 
-    return target, nightly(str(config_path), str(target) if db else None,
-                           list(extra_channels), lock_wait_s=wait_s)
+        return target, nightly(str(config_path), str(target) if db else None,
+                               list(extra_channels), lock_wait_s=wait_s)
 
 
 @main.command()

@@ -129,11 +129,24 @@ def _writer(path: Path | str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnecti
 # -- runs ---------------------------------------------------------------------------------
 
 
+_HELD_RUN_LOCKS: dict[Path, int] = {}  # held by this process: taking one again is a no-op
+
+
 @contextmanager
 def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
     """Hold `<database>.lock` for a whole run: a second run waits up to `wait_s`, then gives
-    up with DatabaseBusy. The OS drops the lock when the process dies, even on kill -9."""
-    lock_path = Path(f"{path}.lock")
+    up with DatabaseBusy. The OS drops the lock when the process dies, even on kill -9.
+
+    Re-entrant within a process, so the CLI can take it before Prefect starts (a busy
+    database is then one line, not a failed flow run) and the flow can take it again."""
+    lock_path = Path(f"{path}.lock").resolve()
+    if _HELD_RUN_LOCKS.get(lock_path):
+        _HELD_RUN_LOCKS[lock_path] += 1
+        try:
+            yield
+        finally:
+            _HELD_RUN_LOCKS[lock_path] -= 1
+        return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_s
     with open(lock_path, "a+") as handle:
@@ -146,9 +159,11 @@ def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
                     raise DatabaseBusy(f"{path}: another policywatch run is using this "
                                        f"database; waited {wait_s:g} s") from exc
                 time.sleep(0.25)
+        _HELD_RUN_LOCKS[lock_path] = 1
         try:
             yield
         finally:
+            _HELD_RUN_LOCKS.pop(lock_path, None)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
