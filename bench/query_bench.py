@@ -22,10 +22,11 @@ from tasks.load import open_for_write, query
 
 QUERIES = {
     "entity_latest('entity-7', 50)":
-        "SELECT \"at\", speaker, content, source FROM entity_latest('entity-7', 50)",
+        "SELECT claimed_at, speaker, content, source FROM entity_latest('entity-7', 50)",
     "entity timeline (one entity, last 30 days)":
-        "SELECT \"at\", speaker, content, source FROM entity_timeline "
-        "WHERE entity = 'entity-7' AND \"at\" >= TIMESTAMPTZ '2026-10-30' ORDER BY \"at\" DESC",
+        "SELECT claimed_at, speaker, content, source FROM entity_timeline "
+        "WHERE entity = 'entity-7' AND claimed_at >= TIMESTAMPTZ '2026-10-30' "
+        "ORDER BY claimed_at DESC",
     "claims per entity":
         "SELECT entity, count(*) FROM claim_entities GROUP BY ALL ORDER BY 2 DESC",
     "stance share per topic and day (one topic, last 30 days)":
@@ -63,7 +64,7 @@ def build(path: Path, claims: int) -> None:
             {start} + to_seconds((i // 20) * 63072000 // {articles})
         FROM range({claims}) t(i) WHERE i % 2 = 0 AND (i * 7 + 3) % 40 <> i % 40""")
     con.execute(f"""
-        INSERT INTO comments SELECT 'm' || i, 'a' || (i // 5), 'reader', 'text', 
+        INSERT INTO comments SELECT 'm' || i, 'a' || (i // 5), 'reader', 'text',
             {start} + to_seconds(i * 63072000 // {comments}), NULL, now(), 'r'
         FROM range({comments}) t(i)""")
     con.execute(f"""

@@ -259,9 +259,9 @@ def claims(entity: str, since: str, db: Path, fmt: str) -> None:
     from tasks.load import query
 
     cutoff = datetime.now(UTC) - parse_since(since)
-    columns, rows = query(db, "SELECT at, speaker, cue, content, source, url "
-                              "FROM entity_timeline WHERE entity = ? AND at >= ? "
-                              "ORDER BY at DESC", [entity, cutoff])
+    columns, rows = query(db, "SELECT claimed_at, speaker, cue, content, source, url "
+                              "FROM entity_timeline WHERE entity = ? AND claimed_at >= ? "
+                              "ORDER BY claimed_at DESC", [entity, cutoff])
     click.echo(format_rows(columns, rows, fmt))
 
 

@@ -143,6 +143,29 @@ class Crawl(_Strict):
     stale_after_days: float | None = Field(default=3, gt=0)
 
 
+class Performance(_Strict):
+    """How a night uses this machine's cores (docs/performance.md)."""
+
+    # worker processes for the CPU-bound stages (parsing pages, extracting claims);
+    # None: one per core; 1: everything stays in the flow process
+    processes: int | None = Field(default=None, ge=1)
+    # batches smaller than this stay in the flow process: starting workers costs ~1 s
+    min_batch: int = Field(default=32, ge=1)
+
+
+class Runner(_Strict):
+    """Where claims and stances are computed: in this process (`local`) or on Dask workers.
+
+    The crawl and the load stay in the flow process either way: DuckDB has one writer.
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None  # a running scheduler, tcp://host:8786; None: a LocalCluster
+    workers: int = Field(default=2, ge=1)  # LocalCluster workers (without `address`)
+    threads: bool = False  # LocalCluster workers as threads of this process (tests)
+    chunk: int = Field(default=100, ge=1)  # articles per Dask task (comments: 5x as many)
+
+
 class Config(_Strict):
     database: Path = Path("policywatch.duckdb")
     sources: tuple[Source, ...] = Field(min_length=1)
@@ -150,6 +173,8 @@ class Config(_Strict):
     topics: tuple[Topic, ...] = ()
     alerts: Alerts = Alerts()
     crawl: Crawl = Crawl()
+    performance: Performance = Performance()
+    runner: Runner = Runner()
     schedule: str = "0 2 * * *"
     timezone: str = "UTC"
     reports_dir: Path | None = None  # the nightly briefing pages; default: beside the database

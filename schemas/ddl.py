@@ -90,7 +90,7 @@ TABLES: dict[str, str] = {
             entity VARCHAR NOT NULL,
             -- copied from the claim's article so a timeline reads this table first
             article_id VARCHAR,
-            "at" TIMESTAMPTZ,                 -- the article's publication time, else first seen
+            claimed_at TIMESTAMPTZ,           -- the article's publication time, else first seen
             PRIMARY KEY (claim_id, entity)
         )""",
     "stances": """
@@ -222,7 +222,7 @@ VIEWS: dict[str, str] = {
     # Each entity's claims in time order.
     "entity_timeline": """
         CREATE OR REPLACE VIEW entity_timeline AS
-        SELECT ce.entity, ce."at", c.speaker, c.cue, c.content, a.title AS article_title,
+        SELECT ce.entity, ce.claimed_at, c.speaker, c.cue, c.content, a.title AS article_title,
                a.source, a.url, c.claim_id
         FROM claim_entities ce
         JOIN claims c USING (claim_id)
@@ -231,13 +231,13 @@ VIEWS: dict[str, str] = {
     # stays fast however long the history (`SELECT * FROM entity_latest('Huawei', 20)`).
     "entity_latest": """
         CREATE OR REPLACE MACRO entity_latest(name, n) AS TABLE
-        SELECT ce.entity, ce."at", c.speaker, c.cue, c.content, a.title AS article_title,
+        SELECT ce.entity, ce.claimed_at, c.speaker, c.cue, c.content, a.title AS article_title,
                a.source, a.url, c.claim_id
         FROM (SELECT * FROM claim_entities WHERE entity = name
-              ORDER BY "at" DESC LIMIT n) ce
+              ORDER BY claimed_at DESC LIMIT n) ce
         JOIN claims c USING (claim_id)
         JOIN articles a ON a.article_id = ce.article_id
-        ORDER BY ce."at" DESC""",
+        ORDER BY ce.claimed_at DESC""",
     # Share of comments per stance label, per topic, article and day.
     "stance_share": """
         CREATE OR REPLACE VIEW stance_share AS
@@ -280,9 +280,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE alerts ADD COLUMN delivery_started_at TIMESTAMPTZ",
         "UPDATE alerts SET rule = 'tracked', mode = 'immediate' WHERE rule IS NULL",
         "ALTER TABLE claim_entities ADD COLUMN article_id VARCHAR",
-        'ALTER TABLE claim_entities ADD COLUMN "at" TIMESTAMPTZ',
-        'UPDATE claim_entities SET article_id = c.article_id, '
-        '"at" = coalesce(a.published_at, c.first_seen_at) '
+        "ALTER TABLE claim_entities ADD COLUMN claimed_at TIMESTAMPTZ",
+        "UPDATE claim_entities SET article_id = c.article_id, "
+        "claimed_at = coalesce(a.published_at, c.first_seen_at) "
         "FROM claims c JOIN articles a USING (article_id) "
         "WHERE c.claim_id = claim_entities.claim_id",
     ),

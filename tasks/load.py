@@ -402,7 +402,7 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
           c.quote_kind, c.claim_key, now, run] for c in fresh])
     published = {a.article_id: a.published_at for a in articles}
     _many(con,
-        "INSERT INTO claim_entities (claim_id, entity, article_id, \"at\") "
+        "INSERT INTO claim_entities (claim_id, entity, article_id, claimed_at) "
         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [[c.claim_id, e, c.article_id, published.get(c.article_id) or now]
          for c in fresh for e in c.entities])
@@ -795,7 +795,7 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
         for claim_id, entity in sorted(current - pairs):
             con.execute("DELETE FROM claim_entities WHERE claim_id = ? AND entity = ?",
                         [claim_id, entity])
-    _many(con, "INSERT INTO claim_entities (claim_id, entity, article_id, \"at\") "
+    _many(con, "INSERT INTO claim_entities (claim_id, entity, article_id, claimed_at) "
                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
           [[claim_id, entity, claim_article[claim_id],
             published.get(claim_article[claim_id]) or now]

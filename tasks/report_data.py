@@ -191,9 +191,10 @@ def claim_activity(db: Path | str, entities: Sequence[str], since: datetime, now
                                                   dict[str, list[tuple[str, int, int]]]]:
     """Per entity: claims per day (distinct claim per outlet) and the top speakers."""
     rows = _rows(db, """
-        SELECT t.entity, t."at", t.speaker, c.claim_key
+        SELECT t.entity, t.claimed_at, t.speaker, c.claim_key
         FROM entity_timeline t JOIN claims c ON c.claim_id = t.claim_id
-        WHERE t.entity IN (SELECT unnest(?::VARCHAR[])) AND t."at" >= ? AND t."at" <= ?""",
+        WHERE t.entity IN (SELECT unnest(?::VARCHAR[]))
+          AND t.claimed_at >= ? AND t.claimed_at <= ?""",
         [list(entities), since, now])
     index = {day: i for i, day in enumerate(days)}
     per_day = {entity: [0] * len(days) for entity in entities}

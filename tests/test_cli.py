@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from policywatch.cli import EXIT_CODES, exit_code_for, format_rows, main
+from policywatch.demo import write_demo_config
 from schemas.errors import (
     ConfigError,
     DatabaseBusy,
@@ -18,7 +19,6 @@ from schemas.errors import (
     ParseError,
     PolicywatchError,
 )
-from policywatch.demo import write_demo_config
 from tasks.load import load_batch, query
 from tests.tasks.test_load import _batch
 
@@ -111,6 +111,19 @@ def test_demo_twice_second_run_finds_nothing_new(tmp_path: Path) -> None:
     latest = tmp_path / "demo-reports" / "latest.html"
     assert f"briefing      {latest}" in out and "Huawei" in latest.read_text()
 
+    # every example query in the README runs on the demo database and finds something
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    examples = re.findall(r"^\s+(policywatch sql .+)$", readme, flags=re.MULTILINE)
+    assert len(examples) >= 4
+    for example in examples:
+        args = shlex.split(example)[1:]
+        code, out, err = _run(*args, "--db", str(db))
+        assert code == 0, f"{example}: {err}"
+        assert "(0 rows)" not in out and out.strip() not in ("", "[]"), example
+
     # `report` writes one on demand; `reprocess` re-reads the archive without new rows
     code, out, err = _run("report", "--db", str(db), "--out", str(tmp_path / "r.html"),
                           "--since", "3650d")
@@ -123,3 +136,30 @@ def test_demo_twice_second_run_finds_nothing_new(tmp_path: Path) -> None:
     assert code == 0, err
     assert "pages              7" in out and "claims new         0" in out
     assert {t: query(db, f"SELECT count(*) FROM {t}")[1] for t in tables} == before
+
+
+def test_claims_command_lists_an_entitys_claims(db_path: Path) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, out, _ = _run("claims", "--entity", "Huawei", "--since", "36500d", "--db",
+                        str(db_path), "--format", "json")
+    assert code == 0
+    [row] = json.loads(out)
+    assert row["speaker"] == "David Sacks" and row["content"] == "Huawei is closing the gap"
+    code, out, _ = _run("claims", "--entity", "Nvidia", "--db", str(db_path))
+    assert code == 0 and "(0 rows)" in out
+    code, _, err = _run("claims", "--entity", "Huawei", "--since", "soon", "--db", str(db_path))
+    assert code == 2 and "use a number and m, h, d or w" in err
+
+
+def test_sql_parquet_export(db_path: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    load_batch(db_path, _batch("r1"))
+    out = tmp_path / "claims.parquet"
+    code, stdout, _ = _run("sql", "SELECT claim_id, speaker, first_seen_at FROM claims",
+                           "--db", str(db_path), "--format", "parquet", "--out", str(out))
+    assert code == 0 and "wrote 1 rows" in stdout
+    rows = duckdb.connect().execute("SELECT speaker FROM read_parquet(?)", [str(out)]).fetchall()
+    assert rows == [("David Sacks",)]
+    code, _, err = _run("sql", "SELECT 1", "--db", str(db_path), "--format", "parquet")
+    assert code == 2 and "--out" in err

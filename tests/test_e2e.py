@@ -32,13 +32,34 @@ def site(tmp_path: Path, httpserver: HTTPServer) -> Iterator[tuple[Path, str]]:
         yield config, base
 
 
+def _events(name: str) -> int:
+    """How many events of this name the Prefect server holds; they arrive asynchronously,
+    so poll until two answers a second apart agree."""
+    import time
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    query = {"filter": {"event": {"name": [name]},
+                        "occurred": {"since": "2000-01-01T00:00:00Z",
+                                     "until": "2100-01-01T00:00:00Z"}}, "limit": 1}
+    previous, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        total = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json=query).json()["total"]
+        if total == previous and total > 0:
+            return int(total)
+        previous = total
+        time.sleep(1)
+    return previous
+
+
 def _one(db: Path, sql: str) -> object:
     return query(db, sql)[1][0][0]
 
 
 def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_path: Path,
                                                    httpserver: HTTPServer) -> None:
-    config, base = site
+    config, _ = site
     first = nightly(str(config), str(db_path))
     assert first.status == "completed"
     assert first.articles_new >= 6 and first.comments_new >= 20 and first.claims_new >= 30
@@ -71,6 +92,17 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     posts = [json.loads(r.data) for r, _ in httpserver.log if r.path == "/hook"]
     assert len(posts) == sent
     assert any("Huawei" in p["title"] for p in posts)
+
+    # an Atom feed per tracked entity, readable by any feed reader
+    import feedparser
+
+    feed = feedparser.parse((db_path.parent / f"{db_path.stem}-feeds" / "huawei.atom").read_bytes())
+    assert not feed.bozo and feed.entries
+    assert all(e.id.startswith("urn:policywatch:claim:") for e in feed.entries)
+    assert any("Huawei" in e.title or "Huawei" in e.summary for e in feed.entries)
+
+    # a Prefect event per new claim, on the Prefect server the flow ran against
+    assert _events("policywatch.claim.new") == first.claims_new
 
     # the failing page is recorded with its reason and the run went on
     _, rejects = query(db_path, "SELECT source, stage, reason FROM rejects")

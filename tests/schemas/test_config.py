@@ -63,7 +63,8 @@ def test_only_sources_is_required() -> None:
     ("entities: []\n", "sources (line 1): required key is missing"),
     ("sources: [\n", "not valid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
-    (GOOD.replace("json://127.0.0.1:9000/hook", "not-a-url"), "alerts.channels[0] (line 22): 'not-a-url' is not a notification URL"),
+    (GOOD.replace("json://127.0.0.1:9000/hook", "not-a-url"),
+     "alerts.channels[0] (line 22): 'not-a-url' is not a notification URL"),
 ])
 def test_bad_configs_name_the_key_and_line(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
