@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,10 +10,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.analysis import analyse_night, cores
 from schemas.config import Config, load_config
 from schemas.models import Reject, RunSummary
 from tasks.alerts import plan_alerts_task
-from tasks.analyse import classify_stances_task, extract_claims_task
 from tasks.crawl import crawl_source_task
 from tasks.feeds import write_entity_feeds_task
 from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task, run_lock
@@ -23,6 +24,9 @@ from tasks.notify import (
 )
 from tasks.pages import PageBatch
 from tasks.report import copy_report_task, write_report_task
+
+# One line per stage and per source, for `policywatch run`'s live progress display.
+progress = logging.getLogger("policywatch.progress")
 
 
 @flow(name="policywatch-nightly", log_prints=True)
@@ -51,17 +55,22 @@ def nightly(config_path: str, db_path: str | None = None,
 def _night(config: Config, db: Path, run_id: str, started: datetime,
            extra_channels: list[str]) -> RunSummary:
     logger = get_run_logger()
+    progress.info("crawling %d sources", len(config.sources))
     rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *extra_channels)})
                   for rule in config.alert_rules())
     tracked = [e.name for e in config.tracked_entities]
 
-    futures = [crawl_source_task.submit(source, config.crawl, db) for source in config.sources]
+    futures = [crawl_source_task.submit(source, config.crawl, db, processes=cores(config))
+               for source in config.sources]
     batches: list[PageBatch] = []
     failures: list[Reject] = []
     for source, future in zip(config.sources, futures, strict=True):
         state = future.wait() or future.state
         if future.state.is_completed():
             batches.append(future.result())
+            progress.info("%s: %d pages, %d new or changed articles, %d comments",
+                          source.name, len(batches[-1].outcomes), len(batches[-1].articles),
+                          len(batches[-1].comments))
         else:  # a source that crashes outright never stops the others
             reason = str(state.message or "crawl failed")[:300]
             logger.error("source %s failed: %s", source.name, reason)
@@ -71,11 +80,11 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
 
     articles = [a for b in batches for a in b.articles]
     comments = [c for b in batches for c in b.comments]
-    claims, claim_rejects = extract_claims_task(articles, config.entities)
-    stances, stance_rejects = classify_stances_task(comments, config.topics)
+    claims, stances, analysis_rejects = analyse_night(articles, comments, config)
     failures.extend(r for b in batches for r in b.rejects)
-    failures.extend([*claim_rejects, *stance_rejects])
+    failures.extend(analysis_rejects)
     alerts = plan_alerts_task(claims, rules)
+    progress.info("loading %d articles, %d claims", len(articles), len(claims))
     counts = load_batch_task(db, LoadBatch(
         run_id=run_id,
         pages=[o for b in batches for o in b.outcomes],
@@ -86,6 +95,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     emit_claim_events_task(new_claims, tracked)
     reports = config.reports_dir or db.with_name(db.stem + "-reports")
     report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
+    progress.info("sending alerts")
     sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
                                         report_url=report.resolve().as_uri())
     send_health_alerts_task(db, [s.name for s in config.sources],

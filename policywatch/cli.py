@@ -9,16 +9,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from schemas.errors import (
     ConfigError,
@@ -56,7 +59,9 @@ def _quiet_prefect(verbose: bool) -> None:
     # Prefect reads these when first imported: keep its console chatter out of the summary
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # an offline tool: no usage reports from the local Prefect server, and no notice about them
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # with no API URL Prefect starts a local server; on a busy 2-core machine 20 s is too short
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
@@ -145,6 +150,36 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@contextmanager
+def _live_progress() -> Iterator[None]:
+    """A spinner with the run's current stage and each source as it finishes (terminals only;
+    piped output gets the summary alone)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    logger = logging.getLogger("policywatch.progress")
+    with console.status("starting Prefect…") as status:
+
+        class Show(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                message = record.getMessage()
+                if ":" in message.split()[0]:  # a source finished: keep its line
+                    console.print(f"  [green]✓[/] {message}")
+                else:
+                    status.update(message + "…")
+
+        handler = Show()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # shown here, not again by Prefect's console handler
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = True
+
+
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
               wait_s: float = 60.0) -> Any:
     from schemas.config import load_config
@@ -160,8 +195,9 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
             pass
         from flows.nightly import nightly
 
-        return target, nightly(str(config_path), str(target) if db else None,
-                               list(extra_channels), lock_wait_s=wait_s)
+        with _live_progress():
+            return target, nightly(str(config_path), str(target) if db else None,
+                                   list(extra_channels), lock_wait_s=wait_s)
 
 
 @main.command()
