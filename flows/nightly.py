@@ -83,7 +83,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     claims, stances, analysis_rejects = analyse_night(articles, comments, config)
     failures.extend(r for b in batches for r in b.rejects)
     failures.extend(analysis_rejects)
-    alerts = plan_alerts_task(claims, rules)
+    alerts = plan_alerts_task(claims, rules, config.topics)
     progress.info("loading %d articles, %d claims", len(articles), len(claims))
     counts = load_batch_task(db, LoadBatch(
         run_id=run_id,

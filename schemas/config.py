@@ -114,6 +114,8 @@ class AlertRule(_Strict):
     name: str = Field(min_length=1)
     entities: tuple[str, ...] = ()  # canonical entity names; empty: every tracked entity
     speakers: tuple[str, ...] = ()  # only claims by these speakers (name or entity)
+    topics: tuple[str, ...] = ()  # only claims close in meaning to one of these topics
+    topic_similarity: float = Field(default=0.25, ge=0, le=1)  # cosine, sentence vs topic
     min_outlets: int = Field(default=1, ge=1)  # wait until this many outlets carry the claim
     channels: tuple[ChannelUrl, ...] = ()  # empty: alerts.channels
     mode: AlertMode | None = None  # empty: alerts.mode
@@ -199,11 +201,16 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _rules_name_known_entities(self) -> Config:
         known = {entity.name for entity in self.entities}
+        topics = {topic.name for topic in self.topics}
         for index, rule in enumerate(self.alerts.rules):
             for position, name in enumerate(rule.entities):
                 if name not in known:
                     raise _BadReference(("alerts", "rules", index, "entities", position),
                                         f"{name!r} is not an entity in 'entities'")
+            for position, name in enumerate(rule.topics):
+                if name not in topics:
+                    raise _BadReference(("alerts", "rules", index, "topics", position),
+                                        f"{name!r} is not a topic in 'topics'")
         return self
 
     @property

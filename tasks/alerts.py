@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from prefect import task
 
-from schemas.config import AlertRule
+from schemas.config import AlertRule, Topic
 from schemas.models import Claim, PlannedAlert
 from tasks.ids import alert_id_for, text_key
 from tasks.notify import mask_channel
@@ -24,12 +25,35 @@ def _speaker_matches(claim: Claim, speakers: Sequence[str]) -> bool:
                if name)
 
 
-def plan_alerts(claims: Sequence[Claim], rules: Sequence[AlertRule]) -> list[PlannedAlert]:
-    """Every alert the claims raise under the rules (rules as `Config.alert_rules()` gives)."""
+def topic_similarities(claims: Sequence[Claim], topics: Sequence[Topic]
+                       ) -> dict[tuple[str, str], float]:
+    """(claim id, topic name) -> cosine similarity of the claim's sentence and the topic's
+    position, with the MiniLM encoder the stance classifier uses."""
+    if not claims or not topics:
+        return {}
+    from tasks.stance_encoder import load_minilm  # only when a rule asks for topics
+
+    vectors = load_minilm().encode([*(t.description for t in topics),
+                                    *(c.sentence for c in claims)])
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    scores = vectors[len(topics):] @ vectors[:len(topics)].T
+    return {(claim.claim_id, topic.name): float(scores[i, j])
+            for i, claim in enumerate(claims) for j, topic in enumerate(topics)}
+
+
+def plan_alerts(claims: Sequence[Claim], rules: Sequence[AlertRule],
+                topics: Sequence[Topic] = ()) -> list[PlannedAlert]:
+    """Every alert the claims raise under the rules (rules as `Config.alert_rules()` gives);
+    `topics` are the config's, needed by rules that name topics."""
+    wanted = {name for rule in rules for name in rule.topics}
+    similarity = topic_similarities(claims, [t for t in topics if t.name in wanted])
     planned: dict[str, PlannedAlert] = {}
     for claim in claims:
         for rule in rules:
             if not _speaker_matches(claim, rule.speakers):
+                continue
+            if rule.topics and max(similarity.get((claim.claim_id, name), 0.0)
+                                   for name in rule.topics) < rule.topic_similarity:
                 continue
             for entity in claim.entities:
                 if entity not in rule.entities:

@@ -224,3 +224,37 @@ def test_a_quiet_source_raises_one_health_alert(httpserver: HTTPServer, db_path:
     assert send_health_alerts(db_path, ["wire"], hook, 3, now=later) == []
     assert send_health_alerts(db_path, ["wire"], hook, 10, now=later) == []
     assert len(_posts(httpserver)) == 1
+
+
+def test_rules_can_ask_for_claims_on_a_topic() -> None:
+    from schemas.config import Topic
+    from schemas.models import Claim
+    from tasks.alerts import plan_alerts
+
+    topic = Topic(name="us-tech-controls", description="The US should restrict China's "
+                  "access to advanced chips and AI technology.")
+    rule = AlertRule(name="controls", entities=("Huawei",), topics=("us-tech-controls",),
+                     channels=("json://127.0.0.1:9/hook",), mode="immediate")
+
+    def claim(claim_id: str, sentence: str) -> Claim:
+        return Claim(claim_id=claim_id, article_id="a", speaker="X", speaker_entity=None,
+                     cue="said", content=sentence, sentence=sentence, quote_kind="indirect",
+                     entities=("Huawei",), claim_key=claim_id)
+
+    chips = claim("c1", "Huawei says US export controls on advanced chips have failed.")
+    football = claim("c2", "Huawei sponsors the football team that won the league.")
+    planned = plan_alerts([chips, football], [rule], [topic])
+    assert [a.claim_id for a in planned] == ["c1"]
+    # without the topic filter both would alert
+    open_rule = rule.model_copy(update={"topics": ()})
+    assert len(plan_alerts([chips, football], [open_rule], [topic])) == 2
+
+
+def test_a_rule_naming_an_unknown_topic_is_refused() -> None:
+    from schemas.config import parse_config
+    from schemas.errors import ConfigError
+
+    text = ("sources:\n  - name: a\n    urls: [https://a.example/x]\n"
+            "alerts:\n  rules:\n    - name: r\n      topics: [nope]\n")
+    with pytest.raises(ConfigError, match=r"alerts.rules\[0\].topics\[0\] \(line 7\)"):
+        parse_config(text)

@@ -1,0 +1,91 @@
+"""Claims and stances of a night's new articles and comments, where the config says.
+
+- `runner.kind: local` (the default): one task each in the flow process; a large batch of
+  articles is spread over `performance.processes` worker processes inside the claims task.
+- `runner.kind: dask`: the batches are cut into chunks and each chunk is a task submitted
+  through prefect-dask's `DaskTaskRunner`, to a LocalCluster started for the night or to the
+  scheduler at `runner.address`. Only the CPU-bound tasks go there: the crawl and the load
+  stay in the flow process, which stays DuckDB's only writer. No cluster is started on a
+  night with nothing to analyse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.config import Config
+from schemas.models import Article, Claim, Comment, Reject, Stance
+from tasks.analyse import chunked, classify_stances_task, extract_claims_task
+
+COMMENTS_PER_ARTICLE = 5  # a stance chunk holds this many times `runner.chunk` comments
+
+
+def cores(config: Config) -> int:
+    """Worker processes for the CPU-bound stages: the config's, else one per core."""
+    return config.performance.processes or os.cpu_count() or 1
+
+
+def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], config: Config
+                  ) -> tuple[list[Claim], list[Stance], list[Reject]]:
+    """Claims of the articles, stances of the comments, and rejects for what failed."""
+    if config.runner.kind == "dask" and (articles or comments):
+        return _on_dask(articles, comments, config)
+    claims, claim_rejects = extract_claims_task(articles, config.entities,
+                                                n_process=cores(config),
+                                                min_parallel=config.performance.min_batch)
+    stances, stance_rejects = classify_stances_task(comments, config.topics)
+    return claims, stances, [*claim_rejects, *stance_rejects]
+
+
+def dask_runner(config: Config) -> Any:
+    """A `DaskTaskRunner` for the config: its scheduler, or a loopback LocalCluster."""
+    from prefect_dask.task_runners import DaskTaskRunner  # only needed for `kind: dask`
+
+    runner = config.runner
+    if runner.address:
+        return DaskTaskRunner(address=runner.address)
+    local: dict[str, Any] = {"n_workers": runner.workers, "threads_per_worker": 1,
+                             "processes": not runner.threads, "dashboard_address": None}
+    if not runner.threads:  # worker processes talk TCP: on loopback only (threads: inproc)
+        local["host"] = "127.0.0.1"
+    return DaskTaskRunner(cluster_kwargs=local)
+
+
+def _on_dask(articles: Sequence[Article], comments: Sequence[Comment], config: Config
+             ) -> tuple[list[Claim], list[Stance], list[Reject]]:
+    claims: list[Claim] = []
+    stances: list[Stance] = []
+    rejects: list[Reject] = []
+    chunk = config.runner.chunk
+    with dask_runner(config) as dask:
+        claim_jobs = [(part, dask.submit(extract_claims_task,
+                                         {"articles": part, "entities": config.entities}))
+                      for part in chunked(articles, chunk)]
+        stance_jobs = ([(part, dask.submit(classify_stances_task,
+                                           {"comments": part, "topics": config.topics}))
+                        for part in chunked(comments, chunk * COMMENTS_PER_ARTICLE)]
+                       if config.topics else [])
+        for articles_part, future in claim_jobs:
+            try:
+                found, failed = future.result()
+            except Exception as exc:  # a lost worker costs its chunk, never the night
+                rejects.extend(_lost(a.url, a.source, "claims", exc) for a in articles_part)
+                continue
+            claims.extend(found)
+            rejects.extend(failed)
+        for comments_part, future in stance_jobs:
+            try:
+                labelled, failed = future.result()
+            except Exception as exc:
+                rejects.append(_lost(f"({len(comments_part)} comments)", "*", "stance", exc))
+                continue
+            stances.extend(labelled)
+            rejects.extend(failed)
+    return claims, stances, rejects
+
+
+def _lost(url: str, source: str, what: str, exc: Exception) -> Reject:
+    return Reject(url=url, source=source, stage="extract",
+                  reason=f"{what} on dask: {type(exc).__name__}: {exc}"[:300])
