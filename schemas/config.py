@@ -44,10 +44,11 @@ class CommentSelectors(_Strict):
 
 
 class CommentEndpoint(_Strict):
-    """Comments served as JSON: a URL template with {url}, {article_id} or {page_id}."""
+    """Comments served as JSON: a URL template with {url}, {canonical} or {article_id}
+    (URL-encoded), and where each field is in the answer (dotted paths)."""
 
     url: str
-    items: str = "comments"  # dotted path to the list in the JSON answer
+    items: str = "comments"  # dotted path to the list in the JSON answer; "" for a bare list
     id: str = "id"
     author: str = "author"
     body: str = "body"

@@ -29,6 +29,7 @@ from prefect import task
 
 from schemas.config import Crawl, Source
 from schemas.models import Article, FetchRequest
+from tasks.comments_more import fetch_more_comments
 from tasks.dedupe import Fingerprint, NearDuplicateIndex, bands, signature, title_key
 from tasks.discover import Listing, discover_source
 from tasks.fetch import fetch_many
@@ -54,6 +55,15 @@ from tasks.pages import PageBatch, process_pages
 _DEDUPE_LOCK = threading.Lock()
 # stage timings go out as a record's `timings` extra, for benches and the curious
 log = logging.getLogger(__name__)
+
+
+def _fetched_pages(batch: PageBatch) -> list[tuple[str, str, str | None, bytes]]:
+    """(article id, url, canonical, html) of each page fetched and parsed this run."""
+    canonical = {a.article_id: a.canonical_url for a in batch.articles}
+    return [(o.article_id, o.fetch.final_url or o.fetch.url, canonical.get(o.article_id),
+             o.fetch.content)
+            for o in batch.outcomes
+            if o.article_id and o.fetch is not None and o.fetch.ok and o.fetch.content]
 
 
 def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
@@ -94,8 +104,11 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
     clock.append(time.perf_counter())
     apply_merges(batch, merged)
     merge_duplicates(batch, db_path, states)
+    more = fetch_more_comments(_fetched_pages(batch), source, crawl, datetime.now(UTC))
+    batch.comments.extend(more.comments)
     batch.rejects[:0] = discovery.rejects
-    batch.fetch_log = [*discovery.fetches, *fetches]
+    batch.rejects.extend(more.rejects)
+    batch.fetch_log = [*discovery.fetches, *fetches, *more.fetches]
     clock.append(time.perf_counter())
     timings = {name: round(b - a, 4) for name, a, b in
                zip(("discover_s", "fetch_s", "parse_s", "dedupe_s"), clock[:-1], clock[1:],

@@ -1,0 +1,117 @@
+"""Every kind of comment source, end to end: a real crawl of pages served on 127.0.0.1, loaded
+into a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+
+from schemas.config import Crawl, Source
+from tasks.crawl import crawl_source
+from tasks.load import LoadBatch, load_batch, query
+
+CRAWL = Crawl(obey_robots=False, window_days=3650)
+BODY = "".join(f"<p>Paragraph {i} of a long enough article about export controls on chips, "
+               f"with several sentences. Officials said the rules would tighten.</p>"
+               for i in range(6))
+
+
+def _page(title: str, comments: str = "", head: str = "") -> str:
+    return (f"<html><head><title>{title}</title>{head}</head><body><article><h1>{title}</h1>"
+            f"{BODY}</article>{comments}</body></html>")
+
+
+def _wp(items: list[tuple[int, str, str, str | None]], nav: str = "") -> str:
+    """WordPress comment markup: (id, author, text, parent id or None)."""
+    def li(cid: int, author: str, text: str) -> str:
+        children = "".join(li(c, a, t) for c, a, t, p in items if p == str(cid))
+        return (f'<li class="comment" id="comment-{cid}"><article class="comment-body">'
+                f'<footer class="comment-meta"><div class="comment-author vcard">'
+                f'<b class="fn">{author}</b></div><div class="comment-metadata">'
+                f'<time datetime="2026-11-2{cid % 9}T10:00:00+00:00">Nov</time></div></footer>'
+                f'<div class="comment-content"><p>{text}</p></div></article>'
+                + (f'<ol class="children">{children}</ol>' if children else "") + "</li>")
+    top = "".join(li(c, a, t) for c, a, t, p in items if p is None or
+                  p not in {str(i[0]) for i in items})
+    return (f'<div id="comments" class="comments-area"><ol class="comment-list">{top}</ol>'
+            f'{nav}</div>')
+
+
+def _stored(tmp_path: Path, server: HTTPServer, source: Source) -> list[tuple[str, ...]]:
+    db = tmp_path / "c.duckdb"
+    batch = crawl_source(source, CRAWL, db, now=datetime(2026, 11, 29, tzinfo=UTC))
+    load_batch(db, LoadBatch(run_id="r1", pages=batch.outcomes, articles=batch.articles,
+                             comments=batch.comments, rejects=batch.rejects,
+                             fetch_log=batch.fetch_log))
+    _, rows = query(db, "SELECT c.author, c.body, p.author FROM comments c "
+                        "LEFT JOIN comments p ON p.comment_id = c.parent_id ORDER BY c.body")
+    return rows
+
+
+def test_paginated_wordpress_comments(tmp_path: Path, httpserver: HTTPServer) -> None:
+    first = _wp([(1, "Ann", "First page comment.", None), (2, "Bob", "Reply to Ann.", "1")],
+                nav='<nav class="comment-navigation"><a class="next" '
+                    'href="/a.html?cpage=2#comments">Newer comments</a></nav>')
+    second = _wp([(3, "Cy", "Second page comment.", None)],
+                 nav='<nav class="comment-navigation"><a href="/a.html?cpage=1#comments">'
+                     "Older comments</a></nav>")
+    httpserver.expect_request("/a.html", query_string="cpage=2").respond_with_data(
+        _page("Chips", second), content_type="text/html")
+    httpserver.expect_request("/a.html", query_string="").respond_with_data(
+        _page("Chips", first), content_type="text/html")
+    source = Source(name="wp", urls=[httpserver.url_for("/a.html")])
+    rows = _stored(tmp_path, httpserver, source)
+    assert rows == [("Ann", "First page comment.", None), ("Bob", "Reply to Ann.", "Ann"),
+                    ("Cy", "Second page comment.", None)]
+
+
+def test_json_ld_comments(tmp_path: Path, httpserver: HTTPServer) -> None:
+    data = {"@context": "https://schema.org", "@type": "NewsArticle", "headline": "Chips",
+            "comment": [{"@type": "Comment", "@id": "#c1", "text": "JSON-LD comment.",
+                         "author": {"@type": "Person", "name": "Dee"},
+                         "dateCreated": "2026-11-27T10:00:00Z",
+                         "comment": [{"@type": "Comment", "@id": "#c2", "text": "Its reply.",
+                                      "author": {"@type": "Person", "name": "Eve"}}]}]}
+    head = f'<script type="application/ld+json">{json.dumps(data)}</script>'
+    httpserver.expect_request("/b.html").respond_with_data(_page("Chips", head=head),
+                                                           content_type="text/html")
+    rows = _stored(tmp_path, httpserver, Source(name="ld", urls=[httpserver.url_for("/b.html")]))
+    assert rows == [("Eve", "Its reply.", "Dee"), ("Dee", "JSON-LD comment.", None)]
+
+
+def test_comments_from_a_json_endpoint(tmp_path: Path, httpserver: HTTPServer) -> None:
+    page_url = httpserver.url_for("/c.html")
+    httpserver.expect_request("/c.html").respond_with_data(_page("Chips"),
+                                                           content_type="text/html")
+    httpserver.expect_request("/api/thread", query_string={"page": page_url}).respond_with_json(
+        {"data": {"posts": [
+            {"key": 7, "user": {"name": "Flo"}, "message": "From the API.",
+             "created": "2 days ago", "reply_to": None},
+            {"key": 8, "user": {"name": "Gus"}, "message": "API reply.",
+             "created": "2026-11-28T09:00:00Z", "reply_to": 7}]}})
+    source = Source.model_validate({
+        "name": "api", "urls": [page_url],
+        "comments_api": {"url": httpserver.url_for("/api/thread") + "?page={url}",
+                         "items": "data.posts", "id": "key", "author": "user.name",
+                         "body": "message", "time": "created", "parent": "reply_to"}})
+    rows = _stored(tmp_path, httpserver, source)
+    assert rows == [("Gus", "API reply.", "Flo"), ("Flo", "From the API.", None)]
+    _, times = query(tmp_path / "c.duckdb", "SELECT author, posted_at FROM comments "
+                                            "ORDER BY author")
+    assert times[0][1] is not None  # "2 days ago" resolved against the fetch time
+
+
+def test_a_failing_endpoint_is_a_reject_and_the_page_stays(tmp_path: Path,
+                                                          httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/d.html").respond_with_data(_page("Chips"),
+                                                           content_type="text/html")
+    httpserver.expect_request("/api/none").respond_with_data("gone", status=404)
+    source = Source.model_validate({"name": "api", "urls": [httpserver.url_for("/d.html")],
+                                    "comments_api": {"url": httpserver.url_for("/api/none")}})
+    db = tmp_path / "d.duckdb"
+    batch = crawl_source(source, CRAWL, db)
+    assert len(batch.articles) == 1
+    assert any("comments endpoint: HTTP 404" in r.reason for r in batch.rejects)
