@@ -47,3 +47,17 @@ def test_readme_gives_the_two_commands_first() -> None:
     commands = [line.strip() for line in readme.splitlines()[:10] if line.startswith("    ")]
     assert commands[0].endswith("pip install -e . && policywatch demo")
     assert commands[1] in ci
+
+
+def test_cli_reference_is_current_and_every_command_has_help() -> None:
+    import subprocess
+    import sys
+
+    from policywatch.cli import main
+
+    for name, command in main.commands.items():
+        assert (command.help or "").strip(), f"policywatch {name} has no help text"
+        assert f"## policywatch {name}" in (DOCS / "cli.md").read_text()
+    script = DOCS.parent / "scripts" / "cli_docs.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], cwd=DOCS.parent)
+    assert done.returncode == 0, "docs/cli.md is stale: run python scripts/cli_docs.py"
