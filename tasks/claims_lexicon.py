@@ -97,6 +97,26 @@ objections interest belief view views sympathy solidarity gratitude appreciation
 praise
 """))
 
+# "declined to comment", "would not comment": a refusal to speak is not a claim.
+NO_COMMENT = frozenset(_words("comment elaborate speculate respond discuss"))
+REFUSALS = frozenset(_words("decline refuse"))
+
+# Subjects that cannot hold a view: a non-speech cue verb ("push", "back") with one of
+# these as subject ("a proposal would push buyers toward X") is nobody's claim.
+INANIMATE = frozenset(_words("""
+proposal plan rule law bill move decision measure policy ban restriction restrictions deal
+order regulation regulations change changes effort program programme tariff tariffs sanction
+sanctions step action rise fall increase decline growth price prices market markets sale
+sales demand supply chip chips product products technology system
+"""))
+
+# Documents that speak for their authors: "In a new poll, ...", "In a statement, ...".
+SOURCE_NOUNS = frozenset(_words("""
+poll survey study report statement letter memo interview speech op-ed editorial column
+tweet post filing lawsuit complaint release ad advertisement video email message remarks
+testimony analysis assessment document brief ruling opinion
+"""))
+
 # Subjects that are the author's own discourse, never a speaker: "This rhetoric highlights".
 DEMONSTRATIVES = frozenset({"this", "these", "that", "those"})
 
@@ -151,7 +171,7 @@ jean alice madison doris abigail julia judy grace denise amber marilyn beverly d
 theresa sophia marie diana brittany natalie isabella charlotte rose alexis kayla hillary
 nikki kellyanne condoleezza madeleine kamala marine ivanka melania chelsea huma debbie
 loretta sheryl elise tulsi kirsten maxine ileana cathy hope kate claire sally jill michele
-dianne meg carly
+dianne meg carly jane ann anne liz beth kim sue pat lynn
 """))
 MALE_FIRST_NAMES = frozenset(_words("""
 james robert john michael david william richard joseph thomas charles christopher daniel
@@ -163,7 +183,18 @@ christian keith roger terry gerald harold sean austin carl arthur lawrence dylan
 jordan bryan billy joe bruce gabriel logan albert willie alan juan wayne elijah randy roy
 vincent ralph eugene russell bobby mason philip louis barack bernie bill mike mitch ted
 marco jeb chris rand newt rudy reince vladimir xi recep boris emmanuel shinzo narendra mitt
-lindsey tim jim ben evan kellogg rex steve jared jeff rick ron elon
+lindsey tim jim ben evan kellogg rex steve jared jeff rick ron elon tom dan sam nick jon
+pete alex ken don doug greg matt nate andy tony ed bob rob jay
+"""))
+
+FIRST_NAMES = FEMALE_FIRST_NAMES | MALE_FIRST_NAMES
+
+# Last words of organisation names, so a run of proper nouns is not taken for a person.
+ORG_WORDS = frozenset(_words("""
+post times news journal party house department committee campaign inc inc. corp corp. co
+co. university institute association council court senate congress network center centre
+foundation agency administration bureau office commission group club church bank fund
+company street county city state states
 """))
 
 PERSON_ENT_LABELS = frozenset({"PERSON"})

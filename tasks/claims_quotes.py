@@ -18,8 +18,14 @@ _STRAIGHT = '"'
 QuoteSpan = tuple[int, int]  # [start, end) including the quote marks
 
 
+def normalise(text: str) -> str:
+    """`text` with each `''` written as `"'` (same length), so one scan covers both styles."""
+    return text.replace("''", "\"'") if "''" in text else text
+
+
 def quote_spans(text: str) -> list[QuoteSpan]:
     """Every double-quoted stretch of `text`, in order, marks included."""
+    text = normalise(text)
     spans: list[QuoteSpan] = []
     start = -1
     i, n = 0, len(text)
@@ -37,7 +43,8 @@ def quote_spans(text: str) -> list[QuoteSpan]:
         elif start < 0 and (ch in _OPEN or ch == _STRAIGHT):
             start = i
         elif start >= 0 and (ch in _CLOSE or ch == _STRAIGHT):
-            spans.append((start, i + 1))
+            # a closing `''` ends after both apostrophes
+            spans.append((start, i + 2 if text.startswith("\"'", i) else i + 1))
             start = -1
         i += 1
     if start >= 0:

@@ -124,11 +124,45 @@ def _gender_of(tokens: Sequence[Token]) -> Gender:
     return "?"
 
 
+def _looks_like_person(tokens: Sequence[Token]) -> bool:
+    """A name with a title before it ("Sen. Cruz") or a known first name ("Jane Miller")."""
+    if not tokens or tokens[0].pos_ != "PROPN":
+        return False
+    first = tokens[0]
+    prev = first.doc[first.i - 1] if first.i > 0 else None
+    return first.lower_ in lex.FIRST_NAMES or (
+        prev is not None and prev.lower_ in lex.TITLES and prev.lower_ != "former")
+
+
+def _person_spans(doc: Doc) -> list[Span]:
+    """People named in `doc`: NER's PERSON entities, or, when the pipeline runs without
+    NER (it is the slowest component), runs of proper nouns that look like a person."""
+    if doc.has_annotation("ENT_IOB"):
+        return [ent for ent in doc.ents if ent.label_ in lex.PERSON_ENT_LABELS]
+    runs: list[Span] = []
+    i, n = 0, len(doc)
+    while i < n:
+        if doc[i].pos_ != "PROPN" or doc[i].lower_ in lex.TITLES:
+            i += 1
+            continue
+        j = i
+        while j < n and doc[j].pos_ == "PROPN" and j - i < 4:
+            j += 1
+        if not any(t.lower_ in lex.ORG_WORDS for t in doc[i:j]):
+            runs.append(doc[i:j])
+        i = j
+    # "Tom Baker ... Baker said": a two- or three-word name whose last word is used alone
+    alone = {r[0].text for r in runs if len(r) == 1}
+    return [r for r in runs if _looks_like_person(list(r)) or (
+        2 <= len(r) <= 3 and r[-1].text in alone and all(t.text[:1].isupper() for t in r))]
+
+
 class Resolver:
     """Reading-order state for resolving the speakers of one article."""
 
     def __init__(self, doc: Doc, index: EntityIndex) -> None:
         self.doc = doc
+        self.text = doc.text  # Doc.text is rebuilt from the tokens on every access
         self.index = index
         self.mentions: list[Mention] = []
         self.full_names: dict[str, str] = {}  # surname -> longest full name in the article
@@ -139,13 +173,11 @@ class Resolver:
     # -- article-wide name table --------------------------------------------------------
 
     def _collect_people(self) -> None:
-        for ent in self.doc.ents:
-            if ent.label_ not in lex.PERSON_ENT_LABELS:
-                continue
+        for ent in _person_spans(self.doc):
             tokens = _strip_titles([t for t in ent if not t.is_punct or t.text == "."])
             if not tokens:
                 continue
-            name = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])].strip()
+            name = self.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])].strip()
             surname = tokens[-1].text
             if not name or not surname.strip():
                 continue
@@ -166,7 +198,7 @@ class Resolver:
 
     def _person_name(self, tokens: list[Token]) -> str:
         tokens = _strip_titles(tokens) or tokens
-        name = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
+        name = self.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
         return self.full_names.get(tokens[-1].text, name)
 
     # -- resolution ----------------------------------------------------------------------
@@ -185,7 +217,7 @@ class Resolver:
         if poss is not None and poss.lower_ in ("its", "their"):
             org = self._org_before(pos)
             if org is not None:
-                rest = self.doc.text[poss.idx + len(poss): tokens[-1].idx + len(tokens[-1])]
+                rest = self.text[poss.idx + len(poss): tokens[-1].idx + len(tokens[-1])]
                 return self._remember(head, Speaker(f"{org}'s{rest}", "desc",
                                                     about=(org,)), pos)
         lemma = head.lemma_.lower()
@@ -201,7 +233,7 @@ class Resolver:
                     if mention.pos < pos and mention.kind == "desc" and \
                             mention.head in lex.ROLE_NOUNS and pos - mention.pos < 3000:
                         return self._as_speaker(mention.text)
-        text = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
+        text = self.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
         named = self._apposition_name(head)
         if named is not None:
             return self._remember(head, Speaker(named, "person"), pos)
@@ -231,13 +263,14 @@ class Resolver:
         # keep only the name itself: "Former CIA Director David Petraeus" -> "David Petraeus"
         name_toks = [t for t in tokens if t.i <= head.i and
                      (t.i == head.i or (t.dep_ in ("compound", "flat") and t.pos_ == "PROPN"))]
-        if head.ent_type_ == "PERSON" or head.text in self.full_names:
+        if head.ent_type_ == "PERSON" or head.text in self.full_names or \
+                _looks_like_person(name_toks or [head]):
             name = self._person_name(name_toks or [head])
             entity = self.index.exact(name)
             return self._remember(head, Speaker(name, "person", entity.name if entity else
                                                 None, (entity.name,) if entity else ()),
                                   tokens[0].idx)
-        text = self.doc.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
+        text = self.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
         kind: Kind = "org" if head.ent_type_ in ("ORG", "GPE", "NORP") else "desc"
         if kind == "desc" and head.pos_ == "PROPN" and head.ent_type_ == "":
             kind = "person" if len(name_toks) > 1 else "desc"
@@ -286,7 +319,7 @@ class Resolver:
                         break
                     return Speaker(mention.text, mention.kind,
                                    *self._entity_of(mention.text))
-        return Speaker(self.doc.text[pos: pos + len(low)], "pronoun")
+        return Speaker(self.text[pos: pos + len(low)], "pronoun")
 
     def _entity_of(self, text: str) -> tuple[str | None, tuple[str, ...]]:
         entity = self.index.exact(text)

