@@ -142,6 +142,9 @@ class Crawl(_Strict):
     per_host_delay_s: float = Field(default=0.0, ge=0)
     retries: int = Field(default=3, ge=0, le=10)
     obey_robots: bool = True
+    # a stored article older than this is not requested again unless its feed or sitemap
+    # entry says it changed since (comments mostly arrive in the first days); None: always
+    revisit_days: float | None = Field(default=2, gt=0)
     # a source that has yielded no new article for this many days raises a health alert
     stale_after_days: float | None = Field(default=3, gt=0)
 

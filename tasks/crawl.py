@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prefect import task
@@ -57,6 +57,17 @@ _DEDUPE_LOCK = threading.Lock()
 log = logging.getLogger(__name__)
 
 
+def settled(state: PageState, listed_at: datetime | None, revisit_days: float | None,
+            now: datetime) -> bool:
+    """Whether a stored page can be left alone tonight: fetched fine before, its article
+    published over `revisit_days` ago, and no listing date newer than that fetch."""
+    if revisit_days is None or state.status != "ok" or state.last_fetched_at is None:
+        return False
+    if state.published_at is None or state.published_at > now - timedelta(days=revisit_days):
+        return False
+    return listed_at is None or listed_at <= state.last_fetched_at
+
+
 def _fetched_pages(batch: PageBatch) -> list[tuple[str, str, str | None, bytes]]:
     """(article id, url, canonical, html) of each page fetched and parsed this run."""
     canonical = {a.article_id: a.canonical_url for a in batch.articles}
@@ -86,11 +97,16 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
             seen.add(url)
             urls.append(url)
     states, merged = page_states(db_path, urls)
+    listed = {item.url: item.published_at for item in discovery.items if not item.from_list}
+    clock_now = now or datetime.now(UTC)
     requests = []
     for url in urls:
         state = states.get(normalize_url(url))
         if state is not None and state.status == "gone":
             continue  # 404/410 before: not fetched again every night
+        if state is not None and url in listed and settled(
+                state, listed[url], crawl.revisit_days, clock_now):
+            continue  # an old article its listing does not show as changed
         requests.append(FetchRequest(
             url=url, source=source.name,
             etag=state.etag if state and state.status == "ok" else None,

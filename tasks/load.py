@@ -208,6 +208,8 @@ class PageState:
     content_hash: str | None
     article_id: str | None
     attempts: int
+    last_fetched_at: datetime | None = None
+    published_at: datetime | None = None  # of the page's article, where one is stored
 
 
 def read_page_states(path: Path | str, urls: Sequence[str]) -> dict[str, PageState]:
@@ -217,8 +219,10 @@ def read_page_states(path: Path | str, urls: Sequence[str]) -> dict[str, PageSta
     keys = [normalize_url(u) for u in urls]
     with open_for_write(path) as con:
         rows = con.execute(
-            "SELECT url, status, etag, last_modified, content_hash, article_id, attempts "
-            "FROM pages WHERE url IN (SELECT unnest(?::VARCHAR[]))", [keys]).fetchall()
+            "SELECT p.url, p.status, p.etag, p.last_modified, p.content_hash, p.article_id, "
+            "p.attempts, p.last_fetched_at, a.published_at FROM pages p "
+            "LEFT JOIN articles a ON a.article_id = p.article_id "
+            "WHERE p.url IN (SELECT unnest(?::VARCHAR[]))", [keys]).fetchall()
     return {row[0]: PageState(*row) for row in rows}
 
 
