@@ -13,13 +13,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from prefect.utilities.annotations import quote
 
 from schemas.config import Config
 from schemas.models import Article, Claim, Comment, Reject, Stance
 from tasks.analyse import chunked, classify_stances_task, extract_claims_task
 
 COMMENTS_PER_ARTICLE = 5  # a stance chunk holds this many times `runner.chunk` comments
+T = TypeVar("T")
+
+
+def unwalked(value: T) -> T:
+    """`value` marked for Prefect not to walk it for futures when it is a task's argument.
+
+    Prefect visits every object inside every argument twice per task call: ~3.5 s for a
+    list of 18,000 claims (measured), none of which holds a future. The task gets `value`.
+    """
+    return cast(T, quote(value))
 
 
 def cores(config: Config) -> int:
@@ -32,10 +44,10 @@ def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], conf
     """Claims of the articles, stances of the comments, and rejects for what failed."""
     if config.runner.kind == "dask" and (articles or comments):
         return _on_dask(articles, comments, config)
-    claims, claim_rejects = extract_claims_task(articles, config.entities,
+    claims, claim_rejects = extract_claims_task(unwalked(articles), config.entities,
                                                 n_process=cores(config),
                                                 min_parallel=config.performance.min_batch)
-    stances, stance_rejects = classify_stances_task(comments, config.topics)
+    stances, stance_rejects = classify_stances_task(unwalked(comments), config.topics)
     return claims, stances, [*claim_rejects, *stance_rejects]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.analysis import analyse_night, cores
+from flows.analysis import analyse_night, cores, unwalked
 from schemas.config import Config, load_config
 from schemas.models import Reject, RunSummary
 from tasks.alerts import plan_alerts_task
@@ -83,16 +83,17 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     claims, stances, analysis_rejects = analyse_night(articles, comments, config)
     failures.extend(r for b in batches for r in b.rejects)
     failures.extend(analysis_rejects)
-    alerts = plan_alerts_task(claims, rules, config.topics)
+    alerts = plan_alerts_task(unwalked(claims), rules, config.topics)
     progress.info("loading %d articles, %d claims", len(articles), len(claims))
-    counts = load_batch_task(db, LoadBatch(
+    counts = load_batch_task(db, unwalked(LoadBatch(
         run_id=run_id,
         pages=[o for b in batches for o in b.outcomes],
         articles=articles, comments=comments, claims=claims, stances=stances,
         rejects=failures, fetch_log=[f for b in batches for f in b.fetch_log], alerts=alerts,
-    ))
-    new_claims = [c for c in claims if c.claim_id in set(counts.new_claim_ids)]
-    emit_claim_events_task(new_claims, tracked)
+    )))
+    new_ids = set(counts.new_claim_ids)  # built once: a set per claim was O(n^2)
+    new_claims = [c for c in claims if c.claim_id in new_ids]
+    emit_claim_events_task(unwalked(new_claims), tracked)
     reports = config.reports_dir or db.with_name(db.stem + "-reports")
     report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
     progress.info("sending alerts")

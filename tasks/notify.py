@@ -226,13 +226,17 @@ def send_health_alerts(db_path: Path | str, sources: Sequence[str], channels: Se
 
 
 def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str]) -> int:
-    """A Prefect event per new claim, so Automations can route alerts; returns how many.
+    """A Prefect event per new claim about a tracked entity, so Automations can route
+    alerts; returns how many.
 
     Resource ids follow Prefect's dotted convention; the tracked entities the claim is about
     are related resources, so an Automation can match `policywatch.entity.Huawei`.
     """
     count = 0
+    watched = set(tracked)
     for claim in claims:
+        if not watched & set(claim.entities):
+            continue  # one event per claim users can act on; a cold night has thousands
         related = [{"prefect.resource.id": f"policywatch.entity.{entity}",
                     "prefect.resource.role": "entity", "tracked": str(entity in tracked)}
                    for entity in claim.entities]
