@@ -15,7 +15,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
@@ -30,7 +30,7 @@ F32 = npt.NDArray[np.float32]
 MAX_TOKENS = 128  # ARC comments average ~105 tokens; cost grows with length (ST uses 256)
 _BATCH = 8  # small batches keep activations (and RSS) low; larger ones are no faster
 _WORKERS = max(1, min(2, os.cpu_count() or 1))
-_LAYERS = 6
+LAYERS = 6
 _HEADS = 12
 _EPS = 1e-12
 _DTYPES = {"F32": np.float32, "I64": np.int64}
@@ -69,7 +69,8 @@ def read_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
 class MiniLM:
     """Tokenizer plus numpy forward pass; `encode` returns unit-length 384-d rows."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None,
+                 adapter: Mapping[str, npt.NDArray[Any]] | None = None) -> None:
         from tokenizers import Tokenizer  # imported here: only needed once a model loads
 
         directory = directory or model_dir()
@@ -77,12 +78,14 @@ class MiniLM:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
         w = read_safetensors(directory / "model.safetensors")
+        if adapter is not None:
+            w = apply_lora(w, adapter)
         self.word = w["embeddings.word_embeddings.weight"]
         self.position = w["embeddings.position_embeddings.weight"]
         self.token_type = w["embeddings.token_type_embeddings.weight"][0]
         self.emb_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self.layers = []
-        for i in range(_LAYERS):
+        self.layers: list[tuple[F32, ...]] = []
+        for i in range(LAYERS):
             p = f"encoder.layer.{i}."
             # q, k, v fused into one (384, 1152) matmul; weights transposed once at load
             qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in
@@ -115,13 +118,21 @@ class MiniLM:
         # one single-threaded BLAS per worker thread: numpy drops the GIL in matmul, and
         # BLAS's own threads collapse (10x slower, measured) on the many small attention
         # matmuls whenever another process competes for the cores
-        with _single_threaded_blas(), ThreadPoolExecutor(_WORKERS) as pool:
+        with single_threaded_blas(), ThreadPoolExecutor(_WORKERS) as pool:
             for chunk, vectors in zip(chunks, pool.map(
                     lambda c: self._forward([ids[i] for i in c]), chunks), strict=True):
                 out[chunk] = vectors
         return out
 
     def _forward(self, batch: list[list[int]]) -> F32:
+        h, mask = self.embed(batch)
+        h = self.run_layers(h, mask, 0, LAYERS)
+        pooled = (h * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return cast(F32, (pooled / np.maximum(norms, 1e-12)).astype(np.float32))
+
+    def embed(self, batch: Sequence[Sequence[int]]) -> tuple[F32, F32]:
+        """Input embeddings (n, length, 384) of right-padded token ids, and the 0/1 mask."""
         n, length = len(batch), max(len(x) for x in batch)
         ids = np.zeros((n, length), dtype=np.int64)
         mask = np.zeros((n, length), dtype=np.float32)
@@ -129,11 +140,15 @@ class MiniLM:
             ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1.0
         h = self.word[ids] + self.position[:length] + self.token_type
-        h = _layer_norm(h, *self.emb_norm)
+        return _layer_norm(h, *self.emb_norm), mask
+
+    def run_layers(self, h: F32, mask: F32, start: int, stop: int) -> F32:
+        """Transformer layers start..stop-1 over hidden states h; mask 0 marks padding."""
+        n, length, _ = h.shape
         bias = ((1.0 - mask) * -1e9)[:, None, None, :]  # padded keys get no attention
         head = 384 // _HEADS
         for (qkv_w, qkv_b, ao_w, ao_b, ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w,
-             ln2_b) in self.layers:
+             ln2_b) in self.layers[start:stop]:
             qkv = h @ qkv_w + qkv_b
             qkv = qkv.reshape(n, length, 3, _HEADS, head).transpose(2, 0, 3, 1, 4)
             scores = qkv[0] @ qkv[1].transpose(0, 1, 3, 2) / math.sqrt(head) + bias
@@ -144,9 +159,39 @@ class MiniLM:
             h = _layer_norm(context @ ao_w + ao_b + h, ln1_w, ln1_b)
             inner = _gelu(h @ in_w + in_b)
             h = _layer_norm(inner @ out_w + out_b + h, ln2_w, ln2_b)
-        pooled = (h * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return cast(F32, (pooled / np.maximum(norms, 1e-12)).astype(np.float32))
+        return h
+
+
+# adapter key stem -> the weight it adapts in encoder.layer.<i>.
+LORA_TARGETS = {
+    "query": "attention.self.query", "key": "attention.self.key",
+    "value": "attention.self.value", "attn_out": "attention.output.dense",
+    "inter": "intermediate.dense", "out": "output.dense",
+}
+_NORMS = {"ln1": "attention.output.LayerNorm", "ln2": "output.LayerNorm"}
+
+
+def apply_lora(weights: Mapping[str, npt.NDArray[Any]],
+               adapter: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    """Base weights with an adapter merged in: W + B @ A for every `l<i>.<target>.A/B`
+    pair (B already carries LoRA's alpha/r scale), and replaced LayerNorm parameters for
+    `l<i>.ln1/ln2.weight/bias`. Merging once at load makes the adapted model cost exactly
+    what the base model costs. The base dict is not modified."""
+    out = dict(weights)
+    for i in range(LAYERS):
+        p = f"encoder.layer.{i}."
+        for stem, name in LORA_TARGETS.items():
+            if f"l{i}.{stem}.A" in adapter:
+                a = adapter[f"l{i}.{stem}.A"].astype(np.float32)
+                b = adapter[f"l{i}.{stem}.B"].astype(np.float32)
+                out[p + name + ".weight"] = (out[p + name + ".weight"] + b @ a).astype(
+                    np.float32)
+        for stem, name in _NORMS.items():
+            for part in ("weight", "bias"):
+                if f"l{i}.{stem}.{part}" in adapter:
+                    out[f"{p}{name}.{part}"] = adapter[f"l{i}.{stem}.{part}"].astype(
+                        np.float32)
+    return out
 
 
 def _layer_norm(x: F32, weight: F32, bias: F32) -> F32:
@@ -180,7 +225,7 @@ def _gelu(x: F32) -> F32:
 
 
 @contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
+def single_threaded_blas() -> Iterator[None]:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it BLAS keeps its default threads

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,70 @@ def test_cue_features_count_negation_and_disapproval() -> None:
     names = list(stance.CUES)
     assert neg[names.index("negation")] > 0
     assert neg[names.index("disapprove")] > plain[names.index("disapprove")]
+
+
+def _zero_adapter(split: int, rank: int = 2) -> dict[str, np.ndarray]:
+    """An adapter whose LoRA deltas are zero and whose norms are the base model's."""
+    from tasks.stance_encoder import LORA_TARGETS, model_dir, read_safetensors
+
+    base = read_safetensors(model_dir() / "model.safetensors")
+    adapter: dict[str, np.ndarray] = {}
+    for i in range(split, 6):
+        p = f"encoder.layer.{i}."
+        for stem, name in LORA_TARGETS.items():
+            out_dim, in_dim = base[p + name + ".weight"].shape
+            adapter[f"l{i}.{stem}.A"] = np.ones((rank, in_dim), dtype=np.float16)
+            adapter[f"l{i}.{stem}.B"] = np.zeros((out_dim, rank), dtype=np.float16)
+        for stem, name in (("ln1", "attention.output.LayerNorm"), ("ln2", "output.LayerNorm")):
+            for part in ("weight", "bias"):
+                adapter[f"l{i}.{stem}.{part}"] = base[f"{p}{name}.{part}"]
+    return adapter
+
+
+def test_zero_lora_reproduces_the_base_encoder() -> None:
+    from tasks.stance_encoder import MiniLM
+
+    texts = ["Export controls on chips are a mistake.", "I agree with the plan."]
+    adapted = MiniLM(adapter=_zero_adapter(split=0)).encode(texts)
+    assert np.array_equal(adapted, load_minilm().encode(texts))
+
+
+def test_lora_merge_adds_scaled_low_rank_product() -> None:
+    from tasks.stance_encoder import apply_lora
+
+    rng = np.random.default_rng(0)
+    name = "encoder.layer.5.intermediate.dense.weight"
+    base = {name: rng.normal(size=(6, 4)).astype(np.float32)}
+    a = rng.normal(size=(2, 4)).astype(np.float16)
+    b = rng.normal(size=(6, 2)).astype(np.float16)
+    merged = apply_lora(base, {"l5.inter.A": a, "l5.inter.B": b})
+    expected = base[name] + b.astype(np.float32) @ a.astype(np.float32)
+    assert np.allclose(merged[name], expected, atol=1e-6)
+    assert not np.allclose(merged[name], base[name])  # the delta really was applied
+    assert base[name] is not merged[name]  # base weights untouched
+
+
+def test_cross_encoder_rows_do_not_depend_on_batch_or_other_topics(tmp_path: Path) -> None:
+    """Padding, length bucketing and shared lower layers must not change any result."""
+    from tasks.stance_cross import StanceCrossEncoder
+
+    rng = np.random.default_rng(1)
+    adapter = _zero_adapter(split=4)
+    adapter.update({
+        "segment": rng.normal(size=384).astype(np.float32) * 0.1,
+        "head.weight": rng.normal(size=(3, 4 * 384)).astype(np.float32),
+        "head.bias": np.zeros(3, dtype=np.float32),
+        "split": np.array(4), "topic_len": np.array(32), "comment_len": np.array(64),
+        "temperature": np.array(1.0, dtype=np.float32),
+    })
+    path = tmp_path / "adapter.npz"
+    np.savez(path, **adapter)  # type: ignore[arg-type]
+    model = StanceCrossEncoder(path)
+    topics = ["The US should restrict chip exports.", "Cities need more bike lanes."]
+    comments = [f"Comment {i}: " + "word " * (3 * i) for i in range(20)]
+    both = model.probabilities(topics, comments)
+    assert both.shape == (2, 20, 3)
+    assert np.allclose(both.sum(axis=2), 1.0, atol=1e-5)
+    alone = model.probabilities(topics[1:], comments[7:8])
+    assert np.allclose(both[1, 7], alone[0, 0], atol=1e-5)
+    assert not np.allclose(both[0], both[1])  # the topic matters
