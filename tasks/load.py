@@ -358,18 +358,22 @@ def load_batch(path: Path | str, batch: LoadBatch) -> LoadCounts:
     return counts
 
 
-def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> LoadCounts:
-    run = batch.run_id
-    articles = list({a.article_id: a for a in batch.articles}.values())
-    new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in articles])
-    updated = [a for a in articles if a.article_id not in new_articles]
+def _insert_articles(con: duckdb.DuckDBPyConnection, articles: Sequence[Article],
+                     now: datetime, run: str) -> None:
     _many(con,
         "INSERT INTO articles (article_id, source, url, canonical_url, title, author, "
         "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[a.article_id, a.source, a.url, a.canonical_url, a.title, a.author, a.published_at,
-          a.body, a.language, a.content_hash, a.fetched_at, now, run]
-         for a in articles if a.article_id in new_articles])
+          a.body, a.language, a.content_hash, a.fetched_at, now, run] for a in articles])
+
+
+def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> LoadCounts:
+    run = batch.run_id
+    articles = list({a.article_id: a for a in batch.articles}.values())
+    new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in articles])
+    updated = [a for a in articles if a.article_id not in new_articles]
+    _insert_articles(con, [a for a in articles if a.article_id in new_articles], now, run)
     # a changed page keeps its id and first_seen_at; its text is brought up to date
     _many(con,
         "UPDATE articles SET title = ?, author = ?, published_at = ?, body = ?, language = ?, "
@@ -738,13 +742,8 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
             now: datetime) -> ReloadCounts:
     by_article = list({a.article_id: a for a in articles}.values())
     new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in by_article])
-    _many(con,
-        "INSERT INTO articles (article_id, source, url, canonical_url, title, author, "
-        "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [[a.article_id, a.source, a.url, a.canonical_url, a.title, a.author, a.published_at,
-          a.body, a.language, a.content_hash, a.fetched_at, now, run]
-         for a in by_article if a.article_id in new_articles])
+    _insert_articles(con, [a for a in by_article if a.article_id in new_articles], now,
+                     run)
     _many(con,
         "UPDATE articles SET canonical_url = ?, title = ?, author = ?, published_at = ?, "
         "body = ?, language = ?, content_hash = ? WHERE article_id = ?",
