@@ -110,7 +110,7 @@ def main() -> None:
 # -- run and demo --------------------------------------------------------------------------
 
 
-def _print_run(db: Path, summary: Any) -> None:
+def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     from tasks.load import query
 
     click.echo(f"Run {summary.run_id}: {summary.status}")
@@ -131,7 +131,7 @@ def _print_run(db: Path, summary: Any) -> None:
         [summary.run_id])
     if summary.report_path:
         click.echo(f"  briefing      {summary.report_path}")
-    new = [r for r in tracked if r[0] in _tracked_names]
+    new = [r for r in tracked if r[0] in tracked_names]
     click.echo("")
     click.echo(f"New claims about tracked entities: {len(new)}")
     entity = None
@@ -141,9 +141,6 @@ def _print_run(db: Path, summary: Any) -> None:
             entity = name
         click.echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
                    f"{_clip(content, 110)}  [{source}]")
-
-
-_tracked_names: set[str] = set()
 
 
 def _clip(text: str, width: int) -> str:
@@ -187,17 +184,17 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
 
     # validate the config and the database before Prefect starts, so those errors are quick
     config = load_config(config_path)
-    _tracked_names.clear()
-    _tracked_names.update(e.name for e in config.tracked_entities)
     target = db or config.database
     with run_lock(target, wait_s=wait_s):
         with open_for_write(target, wait_s=10):
             pass
         from flows.nightly import nightly
 
+        tracked = {e.name for e in config.tracked_entities}
         with _live_progress():
-            return target, nightly(str(config_path), str(target) if db else None,
-                                   list(extra_channels), lock_wait_s=wait_s)
+            summary = nightly(str(config_path), str(target) if db else None,
+                              list(extra_channels), lock_wait_s=wait_s)
+        return target, tracked, summary
 
 
 @main.command()
@@ -212,8 +209,8 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
 def run(config_path: Path, db: Path | None, wait_s: float, verbose: bool) -> None:
     """One run of the nightly flow for a config."""
     _quiet_prefect(verbose)
-    target, summary = _run_flow(config_path, db, wait_s=wait_s)
-    _print_run(target, summary)
+    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s)
+    _print_run(target, summary, tracked)
 
 
 @main.command()
@@ -229,8 +226,8 @@ def demo(db: Path, verbose: bool) -> None:
     with tempfile.TemporaryDirectory() as folder, serve_demo_site() as (base, receiver):
         config_path = write_demo_config(base, Path(folder))
         click.echo(f"Serving the demo site at {base}/ ; database {db}")
-        target, summary = _run_flow(config_path, db, [f"json://{base[7:]}/hook"])
-        _print_run(target, summary)
+        target, tracked, summary = _run_flow(config_path, db, [f"json://{base[7:]}/hook"])
+        _print_run(target, summary, tracked)
         click.echo("")
         click.echo(f"Alerts received by the demo webhook ({base}/hook): "
                    f"{len(receiver.messages)}")

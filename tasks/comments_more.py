@@ -21,7 +21,7 @@ from schemas.config import CommentEndpoint, Crawl, Source
 from schemas.errors import ParseError
 from schemas.models import Comment, FetchRequest, FetchResult, ParsedComment, Reject
 from tasks.fetch import fetch_many
-from tasks.ids import comment_id_for
+from tasks.pages import comment_records
 from tasks.parse import parse_page
 from tasks.parse_comments import comment_time
 
@@ -108,14 +108,6 @@ def endpoint_url(endpoint: CommentEndpoint, page_url: str, canonical: str | None
                                article_id=article_id)
 
 
-def _records(found: Sequence[ParsedComment], article_id: str) -> list[Comment]:
-    ids = {c.local_id: comment_id_for(article_id, c.local_id) for c in found}
-    return [Comment(comment_id=ids[c.local_id], article_id=article_id, author=c.author,
-                    body=c.body, posted_at=c.posted_at,
-                    parent_id=ids.get(c.parent_local_id) if c.parent_local_id else None)
-            for c in found]
-
-
 def fetch_more_comments(pages: Sequence[tuple[str, str, str | None, bytes]], source: Source,
                         crawl: Crawl, fetched_at: datetime) -> MoreComments:
     """Further comment pages and endpoint comments for (article id, url, canonical, html)."""
@@ -140,7 +132,7 @@ def fetch_more_comments(pages: Sequence[tuple[str, str, str | None, bytes]], sou
                 out.rejects.append(Reject(url=link, source=source.name, stage="parse",
                                           reason=f"comment page: {exc}"))
                 continue
-            out.comments.extend(_records(page.comments, article_id))
+            out.comments.extend(comment_records(page.comments, article_id))
     if source.comments_api is not None:
         endpoint = source.comments_api
         calls = [(article_id, endpoint_url(endpoint, url, canonical, article_id))
@@ -153,7 +145,7 @@ def fetch_more_comments(pages: Sequence[tuple[str, str, str | None, bytes]], sou
                 out.rejects.append(Reject(url=call, source=source.name, stage="fetch",
                                           reason=f"comments endpoint: {result.error}"))
                 continue
-            out.comments.extend(_records(
+            out.comments.extend(comment_records(
                 comments_from_json(result.content, endpoint, fetched_at), article_id))
     return out
 

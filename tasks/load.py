@@ -109,18 +109,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         raise LoadError(f"cannot create or upgrade the schema: {exc}") from exc
 
 
-def open_for_write(path: Path | str, wait_s: float = DEFAULT_WAIT_S) -> Any:
-    """A writer connection with the schema in place (a context manager)."""
-    return _writer(path, wait_s)
-
-
 # One writer per process: DuckDB connections in one process share the database, and two
 # writers in parallel threads hit write-write conflicts instead of waiting for each other.
 _WRITE_LOCK = threading.RLock()
 
 
 @contextmanager
-def _writer(path: Path | str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_for_write(path: Path | str,
+                   wait_s: float = DEFAULT_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writer connection with the schema in place."""
     with _WRITE_LOCK, connect(path, wait_s=wait_s) as con:
         ensure_schema(con)
         yield con

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from schemas.config import CommentSelectors, Source
 from schemas.errors import ParseError
-from schemas.models import Article, Comment, FetchResult, ParsedPage, Reject
+from schemas.models import Article, Comment, FetchResult, ParsedComment, ParsedPage, Reject
 from tasks.fetch import is_gone
 from tasks.ids import article_id_for, comment_id_for, content_hash, normalize_url
 from tasks.load import PageOutcome, PageState
@@ -53,14 +53,16 @@ def to_records(page: ParsedPage, fetch: FetchResult, source: str,
         language=page.language, content_hash=content_hash(page.body),
         fetched_at=fetch.fetched_at,
     )
-    by_local = {c.local_id: comment_id_for(article_id, c.local_id) for c in page.comments}
-    comments = [
-        Comment(comment_id=by_local[c.local_id], article_id=article_id, author=c.author,
-                body=c.body, posted_at=c.posted_at,
-                parent_id=by_local.get(c.parent_local_id) if c.parent_local_id else None)
-        for c in page.comments
-    ]
-    return article, comments
+    return article, comment_records(page.comments, article_id)
+
+
+def comment_records(found: Sequence[ParsedComment], article_id: str) -> list[Comment]:
+    """Comments of an article with their stable ids; replies point at their parent's id."""
+    ids = {c.local_id: comment_id_for(article_id, c.local_id) for c in found}
+    return [Comment(comment_id=ids[c.local_id], article_id=article_id, author=c.author,
+                    body=c.body, posted_at=c.posted_at,
+                    parent_id=ids.get(c.parent_local_id) if c.parent_local_id else None)
+            for c in found]
 
 
 def process_context() -> multiprocessing.context.BaseContext:
