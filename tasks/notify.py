@@ -225,20 +225,29 @@ def send_health_alerts(db_path: Path | str, sources: Sequence[str], channels: Se
     return reported
 
 
-def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str]) -> int:
-    """A Prefect event per new claim about a tracked entity, so Automations can route
-    alerts; returns how many.
+# Per-claim events a run emits at most. A first night over a large site finds thousands of
+# claims about tracked entities; Prefect's in-memory event queues hold 10,000 messages and
+# drop the rest (measured: "Subscription queue is full"), each event costs ~1.7 ms of the
+# flow's time, and an Automation firing thousands of times helps nobody. Past the cap, one
+# `policywatch.claims.more` event per tracked entity carries the count instead.
+EVENTS_PER_RUN = 500
+
+
+def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str], *,
+                      limit: int = EVENTS_PER_RUN) -> int:
+    """A Prefect event per new claim about a tracked entity (up to `limit`), so Automations
+    can route alerts, then one summary event per entity for the claims past it; returns how
+    many per-claim events were emitted.
 
     Resource ids follow Prefect's dotted convention; the tracked entities the claim is about
     are related resources, so an Automation can match `policywatch.entity.Huawei`.
     """
     count = 0
     watched = set(tracked)
-    for claim in claims:
-        if not watched & set(claim.entities):
-            continue  # one event per claim users can act on; a cold night has thousands
+    about = [c for c in claims if watched & set(c.entities)]
+    for claim in about[:limit]:
         related = [{"prefect.resource.id": f"policywatch.entity.{entity}",
-                    "prefect.resource.role": "entity", "tracked": str(entity in tracked)}
+                    "prefect.resource.role": "entity", "tracked": str(entity in watched)}
                    for entity in claim.entities]
         event = emit_event(
             event="policywatch.claim.new",
@@ -250,6 +259,15 @@ def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str]) -> int:
                      "entities": list(claim.entities)},
         )
         count += event is not None
+    rest = about[limit:]
+    for entity in sorted(watched):
+        skipped = [c.claim_id for c in rest if entity in c.entities]
+        if skipped:
+            emit_event(event="policywatch.claims.more",
+                       resource={"prefect.resource.id": f"policywatch.entity.{entity}",
+                                 "prefect.resource.name": entity},
+                       payload={"count": len(skipped), "limit": limit,
+                                "claim_ids": skipped[:100]})
     return count
 
 

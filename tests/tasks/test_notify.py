@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -258,3 +259,48 @@ def test_a_rule_naming_an_unknown_topic_is_refused() -> None:
             "alerts:\n  rules:\n    - name: r\n      topics: [nope]\n")
     with pytest.raises(ConfigError, match=r"alerts.rules\[0\].topics\[0\] \(line 7\)"):
         parse_config(text)
+
+
+def _event_payloads(name: str, resource_ids: list[str], want: int) -> list[dict[str, Any]]:
+    """Payloads of the events the Prefect server holds; they arrive asynchronously."""
+    import time
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    query = {"filter": {"event": {"name": [name]}, "resource": {"id": resource_ids},
+                        "occurred": {"since": "2000-01-01T00:00:00Z",
+                                     "until": "2100-01-01T00:00:00Z"}}, "limit": 50}
+    deadline = time.monotonic() + 30
+    while True:
+        found = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json=query).json()
+        if len(found["events"]) >= want or time.monotonic() > deadline:
+            return [e["payload"] for e in found["events"]]
+        time.sleep(0.5)
+
+
+def test_claim_events_stop_at_the_cap_and_say_how_many_were_left(prefect_harness: None) -> None:
+    """Past `limit`, no per-claim event: one summary per tracked entity carries the rest."""
+    import uuid
+
+    from schemas.models import Claim
+    from tasks.ids import claim_id_for, claim_key_for
+
+    tag = uuid.uuid4().hex[:8]  # the session's server is shared: only look at this test's
+    claims = [Claim(claim_id=claim_id_for(tag, "An analyst", f"Huawei gains {i}"),
+                    article_id=tag, speaker="An analyst", speaker_entity=None, cue="said",
+                    content=f"Huawei gains {i}", sentence=f"Huawei gains {i}, he said.",
+                    quote_kind="indirect", entities=("Huawei",) if i % 2 else ("Nvidia",),
+                    claim_key=claim_key_for(f"Huawei gains {i} {tag}"))
+              for i in range(7)]
+    assert notify.emit_claim_events(claims, ["Huawei", "Nvidia"], limit=3) == 3
+    # the four past the cap: 2 about Huawei (i = 3, 5), 2 about Nvidia (i = 4, 6)
+    more = _event_payloads("policywatch.claims.more",
+                           ["policywatch.entity.Huawei", "policywatch.entity.Nvidia"], 2)
+    mine = [p for p in more if any(cid in {c.claim_id for c in claims[3:]}
+                                   for cid in p["claim_ids"])]
+    assert sorted(p["count"] for p in mine) == [2, 2]
+    per_claim = _event_payloads("policywatch.claim.new",
+                                [f"policywatch.claim.{c.claim_id}" for c in claims], 3)
+    assert sorted(str(p["content"]) for p in per_claim) == [
+        "Huawei gains 0", "Huawei gains 1", "Huawei gains 2"]
