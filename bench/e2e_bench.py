@@ -254,7 +254,8 @@ def night(config: Path, db: Path, handler: Timings) -> dict[str, Any]:
     summary = state.result()
     tasks = task_durations(state.state_details.flow_run_id)
     crawl = {k: sum(t.get(k, 0.0) for t in handler.seen)
-             for k in ("discover_s", "fetch_s", "parse_s", "dedupe_s")}
+             for k in ("discover_s", "fetch_s", "parse_s", "dedupe_s", "claims_cpu_s",
+                       "stance_cpu_s")}
     return {"wall": wall, "summary": summary, "tasks": tasks, "crawl": crawl,
             "pss_mb": memory.peak_mb, "procs": memory.peak_procs}
 
@@ -272,6 +273,10 @@ def report(name: str, run: dict[str, Any], pages: int) -> None:
         "stance": tasks.get("classify-stances", 0.0),
         "load": tasks.get("load", 0.0) + tasks.get("load-batch", 0.0),
     }
+    # one `analyse` task runs both through one pool: its time is split by the workers' CPU
+    both, cpu = tasks.get("analyse", 0.0), crawl["claims_cpu_s"] + crawl["stance_cpu_s"]
+    stages["claims"] += both * (crawl["claims_cpu_s"] / cpu if cpu else 1.0)
+    stages["stance"] += both * (crawl["stance_cpu_s"] / cpu if cpu else 0.0)
     stages["other tasks"] = work - crawl_task - stages["claims"] - stages["stance"] \
         - stages["load"]
     if busy < work - 0.5:  # tasks overlapped (Dask): shares are of summed task time

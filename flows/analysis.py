@@ -1,7 +1,8 @@
 """Claims and stances of a night's new articles and comments, where the config says.
 
-- `runner.kind: local` (the default): one task each in the flow process; a large batch of
-  articles is spread over `performance.processes` worker processes inside the claims task.
+- `runner.kind: local` (the default): one `analyse` task in the flow process; a large batch
+  of articles and comments is spread over `performance.processes` worker processes inside
+  it, claims and stances through the same pool.
 - `runner.kind: dask`: the batches are cut into chunks and each chunk is a task submitted
   through prefect-dask's `DaskTaskRunner`, to a LocalCluster started for the night or to the
   scheduler at `runner.address`. Only the CPU-bound tasks go there: the crawl and the load
@@ -19,7 +20,7 @@ from prefect.utilities.annotations import quote
 
 from schemas.config import Config
 from schemas.models import Article, Claim, Comment, Reject, Stance
-from tasks.analyse import chunked, classify_stances_task, extract_claims_task
+from tasks.analyse import analyse_task, chunked, classify_stances_task, extract_claims_task
 
 COMMENTS_PER_ARTICLE = 5  # a stance chunk holds this many times `runner.chunk` comments
 T = TypeVar("T")
@@ -44,11 +45,9 @@ def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], conf
     """Claims of the articles, stances of the comments, and rejects for what failed."""
     if config.runner.kind == "dask" and (articles or comments):
         return _on_dask(articles, comments, config)
-    claims, claim_rejects = extract_claims_task(unwalked(articles), config.entities,
-                                                n_process=cores(config),
-                                                min_parallel=config.performance.min_batch)
-    stances, stance_rejects = classify_stances_task(unwalked(comments), config.topics)
-    return claims, stances, [*claim_rejects, *stance_rejects]
+    return analyse_task(unwalked(articles), unwalked(comments), config.entities,
+                        config.topics, n_process=cores(config),
+                        min_parallel=config.performance.min_batch)
 
 
 def dask_runner(config: Config) -> Any:

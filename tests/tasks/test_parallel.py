@@ -113,3 +113,25 @@ def test_parse_errors_come_back_as_values() -> None:
     job = (b"\x00\x01 not a page \xff" * 30, "https://example.com/x", NOW, None, None)
     [result] = list(pages.parse_all([job]))
     assert isinstance(result, ParseError)
+
+
+def test_one_pool_for_claims_and_stances_equals_the_serial_path() -> None:
+    from schemas.config import Topic
+    from schemas.models import Comment
+
+    topics = [Topic(name="controls", description="The US should restrict China's access "
+                                                  "to advanced chips.")]
+    articles = _articles(9)
+    texts = ["Export controls on chips are long overdue.", "This will backfire on the US.",
+             "I had pasta for dinner.", "", "Restrict them all, they steal our tech."]
+    comments = [Comment(comment_id=f"c{i}", article_id=f"a{i % 9}", body=texts[i % 5],
+                        author=None) for i in range(13)]
+    serial = analyse.analyse_batch(articles, comments, ENTITIES, topics)
+    pooled = analyse.analyse_batch(articles, comments, ENTITIES, topics, n_process=2,
+                                   min_parallel=2)
+    assert [c.model_dump() for c in pooled[0]] == [c.model_dump() for c in serial[0]]
+    assert len(pooled[1]) == len(comments) == len(serial[1])
+    for a, b in zip(pooled[1], serial[1], strict=True):
+        assert (a.comment_id, a.topic, a.label) == (b.comment_id, b.topic, b.label)
+        assert a.score == pytest.approx(b.score, abs=1e-3)
+    assert pooled[2] == serial[2] == []
