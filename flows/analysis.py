@@ -43,7 +43,9 @@ def cores(config: Config) -> int:
 def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], config: Config
                   ) -> tuple[list[Claim], list[Stance], list[Reject]]:
     """Claims of the articles, stances of the comments, and rejects for what failed."""
-    if config.runner.kind == "dask" and (articles or comments):
+    if not articles and not comments:  # a quiet night: not even a task run to pay for
+        return [], [], []
+    if config.runner.kind == "dask":
         return _on_dask(articles, comments, config)
     return analyse_task(unwalked(articles), unwalked(comments), config.entities,
                         config.topics, n_process=cores(config),

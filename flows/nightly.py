@@ -83,7 +83,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     claims, stances, analysis_rejects = analyse_night(articles, comments, config)
     failures.extend(r for b in batches for r in b.rejects)
     failures.extend(analysis_rejects)
-    alerts = plan_alerts_task(unwalked(claims), rules, config.topics)
+    alerts = plan_alerts_task(unwalked(claims), rules, config.topics) if claims else []
     progress.info("loading %d articles, %d claims", len(articles), len(claims))
     counts = load_batch_task(db, unwalked(LoadBatch(
         run_id=run_id,
@@ -93,7 +93,8 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     )))
     new_ids = set(counts.new_claim_ids)  # built once: a set per claim was O(n^2)
     new_claims = [c for c in claims if c.claim_id in new_ids]
-    emit_claim_events_task(unwalked(new_claims), tracked)
+    if new_claims:
+        emit_claim_events_task(unwalked(new_claims), tracked)
     reports = config.reports_dir or db.with_name(db.stem + "-reports")
     report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
     progress.info("sending alerts")
