@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy
-from spacy.attrs import IS_SPACE
+from spacy.attrs import IS_SPACE, LEMMA, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
 from schemas.config import Entity
 from schemas.models import ClaimDraft, QuoteKind
-from tasks import claims_cues, claims_fastpos  # noqa: F401  (registers a pipe factory)
+from tasks import claims_cues, claims_fastpos, claims_parse  # noqa: F401  (registers a pipe factory)
 from tasks import claims_lexicon as lex
 from tasks.claims_quotes import QuoteIndex, normalise
 from tasks.claims_speakers import EntityIndex, Resolver, Speaker, anaphor_entities
 
-__all__ = ["extract_claims", "extract_claims_many", "load_nlp"]
+__all__ = ["claims_with_keys", "extract_claims", "extract_claims_many", "load_nlp", "parse"]
 
 _SUBJECTS = ("nsubj", "nsubjpass", "csubj")
 _TRIM = " \t\r\n,;:—–-"
@@ -67,17 +67,25 @@ def _paragraph_starts(doc: Doc) -> Doc:
     return doc
 
 
+def parse(texts: Sequence[str]) -> list[Doc]:
+    """Docs for article bodies, parsed only in the sentences that may hold a cue
+    (`tasks.claims_parse`); `load_nlp()(text)` parses everything and gives the same claims
+    up to the rare parse that differs when a sentence is parsed on its own."""
+    return claims_parse.parse_many(load_nlp(), texts, min_score=_LEARNED_MIN)
+
+
 def extract_claims(text: str, entities: Sequence[Entity]) -> list[ClaimDraft]:
     """The attributed claims in one article body."""
-    return _claims_of(load_nlp()(text), entities)
+    return _claims_of(parse([text])[0], entities, text)
 
 
 def extract_claims_many(texts: Sequence[str], entities: Sequence[Entity], *,
                         n_process: int = 1) -> list[list[ClaimDraft]]:
-    """`extract_claims` over many bodies, batched through `nlp.pipe`."""
-    nlp = load_nlp()
-    docs = nlp.pipe(texts, batch_size=16, n_process=n_process)
-    return [_claims_of(doc, entities) for doc in docs]
+    """`extract_claims` over many bodies, batched. `n_process` is accepted for callers
+    that pass it; parallel work is spread by `tasks.analyse`, one process per core."""
+    del n_process
+    return [_claims_of(doc, entities, text) for doc, text in zip(parse(texts), texts,
+                                                                 strict=True)]
 
 
 # -- finding cues --------------------------------------------------------------------------
@@ -222,6 +230,13 @@ def _adjacent_quote(verb: Token, quotes: QuoteIndex, text: str) -> tuple[int, in
     of its own); only the verb's own subject and modifiers may stand between.
     """
     left = verb.left_edge
+    inside = quotes.containing(left.idx)
+    if inside is not None and inside[1] <= verb.idx:
+        # '"If A, B," he said': the parser hung the quoted clause on the verb; the speaker
+        # zone starts after the quotation
+        subj = next((c for c in verb.lefts if c.dep_ in _SUBJECTS), None)
+        left = subj.left_edge if subj is not None and subj.left_edge.idx >= inside[1] \
+            else verb
     before = quotes.containing(max(left.idx - 1, 0))
     if before is None:
         k = left.idx - 1
@@ -290,7 +305,10 @@ def _content_of(verb: Token, lemma: str, quotes: QuoteIndex, text: str, sent: Sp
                 ) -> _Got | None:
     """(cue tokens, content span, construction) for a cue verb, or None when it carries no claim."""
     speech = lemma in lex.SPEECH_VERBS
-    ccomp = _child(verb, ("ccomp",))
+    # "In a statement released after X suspended Y, Cruz said Z": a clause before the verb
+    # is taken only when none follows it ("It is flawed, he said")
+    ccomp = next((c for c in verb.rights if c.dep_ == "ccomp"), None) or \
+        _child(verb, ("ccomp",))
     if ccomp is not None and speech:
         return _cue_tokens(verb), _clause_span(ccomp), "ccomp"
     if lemma in lex.PREP_CUES:
@@ -356,9 +374,44 @@ def _content_of(verb: Token, lemma: str, quotes: QuoteIndex, text: str, sent: Sp
     return None
 
 
-def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str) -> list[_Found]:
+@lru_cache(maxsize=1)
+def _cue_lemmas() -> frozenset[str]:
+    """Lemmas that may start a claim: the lexicon's, the learnt table's, and two words."""
+    return claims_parse.cue_lemmas(_LEARNED_MIN) | {"according", "accord", ":"}
+
+
+def _cue_positions(doc: Doc) -> list[int]:
+    """Indices of the tokens worth a look (most tokens are none of the cue words)."""
+    strings = doc.vocab.strings
+    wanted = _cue_lemmas()
+    cache = _LEMMA_HITS
+    out: list[int] = []
+    for i, lemma in enumerate(doc.to_array(LEMMA).tolist()):
+        hit = cache.get(lemma)
+        if hit is None:
+            hit = cache[lemma] = strings[lemma].lower() in wanted
+        if hit:
+            out.append(i)
+    return out
+
+
+_LEMMA_HITS: dict[int, bool] = {}
+
+
+def _sentence_bounds(doc: Doc) -> list[tuple[int, int]]:
+    """Token ranges of `doc.sents`, without building a Span per sentence."""
+    starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist()
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return list(zip(starts, [*starts[1:], len(doc)], strict=True))
+
+
+def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
+                      positions: Sequence[int]) -> list[_Found]:
     found: list[_Found] = []
-    for tok in sent:
+    doc = sent.doc
+    for i in positions:
+        tok = doc[i]
         low = tok.lower_
         if low == "according":
             to = _child(tok, ("prep",), frozenset({"to"}))
@@ -396,6 +449,13 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str) -> list[_Found]
         if _is_refusal(tok, xcomp):
             continue
         end = _repair_dangling(sent, end)
+        if lemma in lex.RAISING_VERBS and construction in ("xcomp", "acomp", "attr", "oprd"):
+            # "X seemed to Y": the writer's impression of X, nobody's claim; X is part of it
+            subj = _child(tok, ("nsubj",))
+            if subj is not None and subj.i < tok.i:
+                start = min(start, subj.left_edge.idx)
+            found.append(_Found(cue, None, start, end, sent, key))
+            continue
         subj, unattributed = _speaker_of(tok)
         if subj is None and not unattributed:
             continue
@@ -571,33 +631,48 @@ def _unquote(text: str, start: int, end: int, quotes: QuoteIndex) -> tuple[int, 
 
 def _quote_kind(text: str, start: int, end: int, quotes: QuoteIndex) -> QuoteKind:
     inside = 0
-    total = sum(ch.isalnum() for ch in text[start:end])
+    total = sum(map(str.isalnum, text[start:end]))
     for q_start, q_end in quotes.overlapping(start, end):
         lo, hi = max(q_start, start), min(q_end, end)
-        inside += sum(ch.isalnum() for ch in text[lo:hi])
+        inside += sum(map(str.isalnum, text[lo:hi]))
     if inside == 0:
         outside = quotes.containing(start)
         return "direct" if outside is not None and total else "indirect"
     return "direct" if inside >= total - 2 else "mixed"
 
 
-def _claims_of(doc: Doc, entities: Sequence[Entity]) -> list[ClaimDraft]:
-    return [claim for claim, _ in claims_with_keys(doc, entities)]
+def _claims_of(doc: Doc, entities: Sequence[Entity], text: str | None = None
+               ) -> list[ClaimDraft]:
+    return [claim for claim, _ in claims_with_keys(doc, entities, text)]
 
 
-def claims_with_keys(doc: Doc, entities: Sequence[Entity]) -> list[tuple[ClaimDraft, str]]:
-    """The claims of a parsed doc, each with the cue key that produced it (for the bench)."""
-    text = doc.text
+def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = None
+                     ) -> list[tuple[ClaimDraft, str]]:
+    """The claims of a parsed doc, each with the cue key that produced it (for the bench).
+
+    `text` is the doc's text when the caller has it (Doc.text is rebuilt on each access).
+    """
+    text = doc.text if text is None else text
     quotes = QuoteIndex(text)
     qtext = normalise(text)
     index = EntityIndex.build(text, entities)
-    resolver = Resolver(doc, index)
+    resolver = Resolver(doc, index, text)
     found: list[_Found] = []
-    for sent in doc.sents:
-        found.extend(_find_in_sentence(sent, quotes, text))
+    positions = _cue_positions(doc)
+    at = 0
+    for start, end in _sentence_bounds(doc):
+        first = at
+        while at < len(positions) and positions[at] < end:
+            at += 1
+        # a sentence without a cue word yields nothing, unless it opens "In a poll, ..."
+        if first < at or doc[start].lower_ == "in":
+            found.extend(_find_in_sentence(doc[start:end], quotes, text, positions[first:at]))
     claims: list[tuple[ClaimDraft, str]] = []
     seen: set[tuple[int, int]] = set()
-    cue_starts = sorted(item.cue[0].idx for item in found)
+    # a cue inside a quotation is the speaker's own wording: it neither makes a claim
+    # nor ends the run of quotations that carry one on
+    cue_starts = sorted(item.cue[0].idx for item in found
+                        if quotes.containing(item.cue[0].idx) is None)
     # a claim whose cue lies inside another claim's content ("X said that Y wants Z") is
     # part of that claim, not one of its own; an agentless passive ("it was believed
     # that") is kept: it is nobody's claim but the outer speaker's report of a belief

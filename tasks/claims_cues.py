@@ -83,16 +83,19 @@ def learn(docs: Iterable[Doc], golds: Iterable[Sequence[dict[str, Any]]]
 
 
 def save(table: dict[str, list[int]], drop: dict[str, list[int]],
-         path: Path = TABLE_PATH) -> None:
-    """Write the table: `constructions` (key -> [gold, seen]) and `drop` (key -> [right,
-    emitted]: extractor outputs, hand rules included, that were rarely right on train)."""
+         unparsed: dict[str, list[int]] | None = None, path: Path = TABLE_PATH) -> None:
+    """Write the table: `constructions` (key -> [gold, seen]), `drop` (key -> [right,
+    emitted]: extractor outputs, hand rules included, that were rarely right on train) and
+    `unparsed` (word form -> [right claims lost, tokens saved]: cue words that alone do not
+    make a sentence worth parsing, `tasks.claims_parse`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def block(rows: dict[str, list[int]]) -> str:
         return ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(rows.items()))
 
     path.write_text('{"constructions": {\n' + block(table) + '\n},\n"drop": {\n'
-                    + block(drop) + "\n}}\n", encoding="utf-8")
+                    + block(drop) + '\n},\n"unparsed": {\n' + block(unparsed or {})
+                    + "\n}}\n", encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +121,12 @@ def dropped() -> frozenset[str]:
     return frozenset(_raw()["drop"])
 
 
+@lru_cache(maxsize=1)
+def unparsed() -> frozenset[str]:
+    """Cue word forms that alone do not get a sentence parsed (they rarely carried a claim)."""
+    return frozenset(_raw().get("unparsed", {}))
+
+
 def clear_cache() -> None:
-    for fn in (_raw, load, dropped):
+    for fn in (_raw, load, dropped, unparsed):
         fn.cache_clear()

@@ -33,6 +33,9 @@ show suggest indicate reveal demonstrate find prove conclude estimate project co
 report state note read
 """))
 
+# Raising verbs: "X seemed to Y" is the writer's impression, with X inside the content.
+RAISING_VERBS = frozenset(_words("seem appear"))
+
 # Verbs whose direct object is what is claimed or judged: "criticized the rule".
 OBJECT_VERBS = frozenset(_words("""
 criticize criticise praise blame accuse attack endorse support oppose reject defend dismiss

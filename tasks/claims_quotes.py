@@ -9,11 +9,13 @@ paragraphs, so the quotation runs on.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 
 _OPEN = frozenset("“«„")
 _CLOSE = frozenset("”»")
 _STRAIGHT = '"'
+_MARKS = re.compile('[\n"“«„”»]')
 
 QuoteSpan = tuple[int, int]  # [start, end) including the quote marks
 
@@ -28,15 +30,22 @@ def quote_spans(text: str) -> list[QuoteSpan]:
     text = normalise(text)
     spans: list[QuoteSpan] = []
     start = -1
-    i, n = 0, len(text)
-    while i < n:
+    n = len(text)
+    skip = 0
+    # only line breaks and quote marks change the state: jump from one to the next
+    for match in _MARKS.finditer(text):
+        i = match.start()
+        if i < skip:
+            continue
         ch = text[i]
-        if ch == "\n" and start >= 0:
+        if ch == "\n":
+            if start < 0:
+                continue
             j = i
             while j < n and text[j] in " \t\r\n":
                 j += 1
             if j < n and (text[j] in _OPEN or text[j] == _STRAIGHT):
-                i = j + 1  # multi-paragraph quotation: the opening mark re-opens it
+                skip = j + 1  # multi-paragraph quotation: the opening mark re-opens it
                 continue
             spans.append((start, i))  # an unclosed quotation stops at its paragraph
             start = -1
@@ -46,7 +55,6 @@ def quote_spans(text: str) -> list[QuoteSpan]:
             # a closing `''` ends after both apostrophes
             spans.append((start, i + 2 if text.startswith("\"'", i) else i + 1))
             start = -1
-        i += 1
     if start >= 0:
         spans.append((start, n))
     return spans

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy
+from spacy.attrs import ENT_IOB, POS
+from spacy.parts_of_speech import PROPN as PROPN_ID
 from spacy.tokens import Doc, Span, Token
 
 from schemas.config import Entity
@@ -137,20 +140,23 @@ def _looks_like_person(tokens: Sequence[Token]) -> bool:
 def _person_spans(doc: Doc) -> list[Span]:
     """People named in `doc`: NER's PERSON entities, or, when the pipeline runs without
     NER (it is the slowest component), runs of proper nouns that look like a person."""
-    if doc.has_annotation("ENT_IOB"):
+    if doc.to_array(ENT_IOB).any():  # has_annotation walks every token
         return [ent for ent in doc.ents if ent.label_ in lex.PERSON_ENT_LABELS]
     runs: list[Span] = []
-    i, n = 0, len(doc)
-    while i < n:
-        if doc[i].pos_ != "PROPN" or doc[i].lower_ in lex.TITLES:
-            i += 1
+    n = len(doc)
+    # proper nouns are few: find them on the POS array, not token by token
+    proper = numpy.flatnonzero(doc.to_array(POS) == PROPN_ID).tolist()
+    is_proper = set(proper)
+    last = -1
+    for i in proper:
+        if i < last or doc[i].lower_ in lex.TITLES:
             continue
         j = i
-        while j < n and doc[j].pos_ == "PROPN" and j - i < 4:
+        while j < n and j in is_proper and j - i < 4:
             j += 1
+        last = j
         if not any(t.lower_ in lex.ORG_WORDS for t in doc[i:j]):
             runs.append(doc[i:j])
-        i = j
     # "Tom Baker ... Baker said": a two- or three-word name whose last word is used alone
     alone = {r[0].text for r in runs if len(r) == 1}
     return [r for r in runs if _looks_like_person(list(r)) or (
@@ -160,9 +166,10 @@ def _person_spans(doc: Doc) -> list[Span]:
 class Resolver:
     """Reading-order state for resolving the speakers of one article."""
 
-    def __init__(self, doc: Doc, index: EntityIndex) -> None:
+    def __init__(self, doc: Doc, index: EntityIndex, text: str | None = None) -> None:
         self.doc = doc
-        self.text = doc.text  # Doc.text is rebuilt from the tokens on every access
+        # Doc.text is rebuilt from the tokens on every access: pass it in when known
+        self.text = doc.text if text is None else text
         self.index = index
         self.mentions: list[Mention] = []
         self.full_names: dict[str, str] = {}  # surname -> longest full name in the article
@@ -329,9 +336,15 @@ class Resolver:
         return None, about
 
 
+_ANAPHOR_WORDS = re.compile(
+    r"\b(?:" + "|".join(sorted(lex.ORG_ANAPHORS | lex.COUNTRY_ANAPHORS)) + r")\b", re.I)
+
+
 def anaphor_entities(span: Span, index: EntityIndex) -> list[str]:
     """Entities that "the company" or "the country" in `span` refer back to."""
     out: list[str] = []
+    if not _ANAPHOR_WORDS.search(span.text):
+        return out  # most contents name no "company" or "country": skip the token walk
     for tok in span:
         lemma = tok.lemma_.lower()
         if tok.pos_ != "NOUN" or tok.tag_ != "NN":
