@@ -1,6 +1,6 @@
 """Stance bench: held-out-claim figures on ARC, zero-shot F_avg on SemEval-2016, speed.
 
-    python bench/stance_bench.py [--lora tasks/models/stance_lora.npz]
+    python bench/stance_bench.py [--lora tasks/models/stance_lora.npz] [--int8]
 
 - ARC, shipped embedding head: 5-fold GroupKFold by claim (every figure for claims the
   head never saw; retrained per fold as bench/train_stance.py trains it), and trained on
@@ -9,9 +9,13 @@
   through the numpy path (`tasks.stance_cross`); the adapter was trained on the other 112.
 - SemEval-2016 test tweets, trained on ARC only, each bare target turned into a position
   sentence (train_stance.SEMEVAL_TOPICS). F_avg = mean F1 of favor and against.
-- Speed: `classify_stances` on 320 random ARC comments, then on their first sentences, with
-  one and three topics, model loaded and warmed up, best of 3 runs; the load average;
-  peak RSS of that process.
+- ARC with a dynamic-int8 encoder (only with --int8): cosine of its embeddings to the
+  float32 ones, CPU time of both, and the 5-fold figures of a head retrained on int8
+  embeddings.
+- Speed: `classify_stances` on 320 random ARC comments, on the same cut to 300 characters
+  (like bench/e2e_bench.py's comments) and on their first sentences, with one and three
+  topics, model loaded and warmed up, best of 3 runs, with CPU ms per comment and the load
+  average; peak RSS of that process.
 Skips (exit 0) when ../shared/corpus is absent.
 """
 
@@ -97,31 +101,79 @@ def main() -> int:
              f1_table(y_test, cross_predict(model, test)))
         show("SemEval-2016 test, LoRA cross-encoder", f1_table(ys, cross_predict(model, sem)))
 
+    if "--int8" in sys.argv:
+        int8(arc, y)
+
     # speed and memory in a fresh process, so sklearn and the bench's arrays don't count
     subprocess.run([sys.executable, __file__, "--speed"], check=True)
     return 0
+
+
+def int8(arc: list[ts.Pair], y: np.ndarray) -> None:
+    """The dynamic-int8 encoder against the float32 one: agreement, CPU time, F1."""
+    from tasks.stance_encoder import model_dir, read_safetensors
+    from tasks.stance_onnx import build_graph, make_session, quantize
+
+    encoder = load_minilm()
+    texts = sorted({p.text for p in arc})
+    fp32_session = encoder.session
+    timings: dict[str, float] = {}
+    vectors: dict[str, np.ndarray] = {}
+    int8_session = make_session(quantize(build_graph(read_safetensors(
+        model_dir() / "model.safetensors"))), threads=1)
+    for name, session in (("fp32", fp32_session), ("int8", int8_session)):
+        encoder.session = session
+        start = time.process_time()
+        vectors[name] = encoder.encode(texts)
+        timings[name] = (time.process_time() - start) / len(texts) * 1000
+    cos = (vectors["fp32"] * vectors["int8"]).sum(axis=1)
+    print(f"int8 encoder: cosine to float32 mean {cos.mean():.4f}, min {cos.min():.4f}; "
+          f"CPU ms/comment fp32 {timings['fp32']:.1f}, int8 {timings['int8']:.1f}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    ts.ENCODER_TAG = "int8"  # the head is retrained on int8 embeddings
+    x8, _ = ts.featurize(arc)
+    show(f"ARC {ts.FOLDS}-fold by claim, head retrained on int8 embeddings",
+         f1_table(y, ts.out_of_fold(x8, y, [p.group for p in arc]).argmax(axis=1)))
+    ts.ENCODER_TAG = "fp32"
+    encoder.session = fp32_session
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not getrusage: Linux carries ru_maxrss over from
+    the forking parent through exec, so a child would report the bench's own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def speed() -> int:
     texts = sorted({p.text for p in ts.arc_pairs()})
     texts = random.Random(0).sample(texts, 320)
     short = [re.split(r"(?<=[.!?])\s", t, maxsplit=1)[0] for t in texts]  # first sentences
+    cut = [t[:300] for t in texts]
     topics = [Topic(name="t", description="Unpaid internships exploit college students."),
               Topic(name="u", description="The US should restrict China's access to chips."),
               Topic(name="v", description="Cities should build more bike lanes.")]
     load_minilm(), load_head()
     classify_stances(texts[:16], topics[:1])  # warm-up: thread pool, caches
-    for name, batch in (("ARC comments", texts), ("their first sentences", short)):
+    for name, batch in (("ARC comments", texts), ("ARC comments cut to 300 chars", cut),
+                        ("their first sentences", short)):
         for k in (1, 3):
-            rates = []
+            rates, cpu = [], []
             for _ in range(3):  # best of 3: other jobs share the machine
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 classify_stances(batch, topics[:k])
                 rates.append(len(batch) / (time.perf_counter() - start))
-            print(f"speed: {max(rates):.1f} comments/s (best of 3; worst {min(rates):.1f}) on "
-                  f"{len(batch)} {name}, {k} topic(s); load average "
-                  f"{os.getloadavg()[0]:.2f}", flush=True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                cpu.append((time.process_time() - start_cpu) / len(batch) * 1000)
+            # CPU ms per comment is steadier than wall time when other jobs take the cores
+            print(f"speed: {max(rates):.1f} comments/s (best of 3; worst {min(rates):.1f}), "
+                  f"{min(cpu):.1f} CPU ms/comment, on {len(batch)} {name}, {k} topic(s); "
+                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    rss = peak_rss_mb()
     print(f"peak RSS of a process that loads the model and classifies: {rss:.0f} MB")
     return 0
 

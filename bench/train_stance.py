@@ -47,11 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tasks.stance import LABELS, cue_features, pair_features  # noqa: E402
-from tasks.stance_encoder import load_minilm  # noqa: E402
+from tasks.stance_encoder import MAX_TOKENS, load_minilm  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "stance"
 OUT = ROOT / "tasks" / "models" / "stance_head.npz"
 CACHE = Path("/tmp/policywatch-stance-cache")  # embeddings only; never committed
+ENCODER_TAG = "fp32"  # part of the cache key: the bench swaps in an int8 encoder
 ARC_LABELS = {"agree": "favor", "disagree": "against", "discuss": "neutral",
               "unrelated": "neutral"}
 SEMEVAL_LABELS = {0: "neutral", 1: "against", 2: "favor"}
@@ -101,7 +102,8 @@ def semeval_pairs(split: str = "test") -> list[Pair]:
 
 def embed(texts: Sequence[str]) -> np.ndarray:
     """MiniLM embeddings of unique texts, cached on disk by content hash (slow on 2 cores)."""
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\x00".join([str(MAX_TOKENS), ENCODER_TAG, *texts]).encode()
+                         ).hexdigest()[:16]
     path = CACHE / f"{key}.npy"
     if path.exists():
         return np.asarray(np.load(path), dtype=np.float32)

@@ -1,7 +1,7 @@
 """Stance of reader comments toward user-written topics: favor, against or neutral.
 
 Each comment and each topic's position sentence is embedded with all-MiniLM-L6-v2
-(`tasks.stance_encoder`, numpy only). A pair (topic t, comment c) becomes the features
+(`tasks.stance_encoder`, run by onnxruntime). A pair (topic t, comment c) becomes the features
 [t*c, |t-c|, cos(t, c)] plus a few cue counts of the comment (negation, contrast,
 approval, disapproval words), and a multinomial logistic regression trained on ARC debate
 comments with held-out claims (`bench/train_stance.py`) scores the three labels. The head's

@@ -80,6 +80,27 @@ def test_duplicate_comments_get_identical_results() -> None:
     assert result[0] == result[1]
 
 
+def test_onnx_encoder_matches_the_numpy_forward_pass() -> None:
+    """The pipeline's onnxruntime graph and the numpy pass are the same model: padding,
+    length sorting and truncation (the 300-word text) included."""
+    from tasks.stance_encoder import MiniLM
+
+    texts = ["Export controls on chips are a mistake.", "I agree.", "word " * 300,
+             "Restricting semiconductor sales to Beijing protects national security."]
+    onnx_vectors = load_minilm().encode(texts)
+    assert np.allclose(onnx_vectors, MiniLM().encode(texts), atol=1e-5)
+    assert np.allclose(onnx_vectors[1:2], load_minilm().encode(texts[1:2]), atol=1e-6)
+
+
+def test_encoder_threads_follow_the_worker_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.stance_encoder import THREADS_ENV, encoder_threads
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert encoder_threads() == 1
+    monkeypatch.delenv(THREADS_ENV)
+    assert encoder_threads() >= 1
+
+
 def test_numpy_encoder_gives_unit_vectors_that_reflect_meaning() -> None:
     vectors = load_minilm().encode(
         ["Chips export controls on China", "Restricting semiconductor sales to Beijing",
@@ -120,7 +141,7 @@ def test_zero_lora_reproduces_the_base_encoder() -> None:
 
     texts = ["Export controls on chips are a mistake.", "I agree with the plan."]
     adapted = MiniLM(adapter=_zero_adapter(split=0)).encode(texts)
-    assert np.array_equal(adapted, load_minilm().encode(texts))
+    assert np.array_equal(adapted, MiniLM().encode(texts))
 
 
 def test_lora_merge_adds_scaled_low_rank_product() -> None:
