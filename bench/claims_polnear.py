@@ -2,6 +2,7 @@
 
     python bench/claims_polnear.py [--split dev] [--limit N] [--verbose]
     python bench/claims_polnear.py --learn    # rebuild tasks/models/claims_cues.json
+    python bench/train_claims_cues.py         # then the cue classifier (see its docstring)
 
 
 Reads ../shared/corpus/polnear/polnear_<split>.jsonl (relative to the repo root) and skips
@@ -42,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.config import Entity  # noqa: E402
 from schemas.models import ClaimDraft  # noqa: E402
-from tasks import claims_cues, claims_parse  # noqa: E402
+from tasks import claims_cuemodel, claims_cues, claims_parse  # noqa: E402
 from tasks.claims import _LEARNED_MIN as LEARNED_MIN  # noqa: E402
 from tasks.claims import (  # noqa: E402
     claims_with_keys,
@@ -223,6 +224,9 @@ def learn() -> None:
         return
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     docs = list(load_nlp().pipe([row["text"] for row in rows], batch_size=32))
+    # the table, its drop list and unparsed forms are learnt without the cue classifier;
+    # bench/train_claims_cues.py then fits the classifier and re-chooses the unparsed forms
+    claims_cuemodel.use({}, 0.0, 1.0, frozenset(), frozenset())
     table = claims_cues.learn(docs, [row["attributions"] for row in rows])
     claims_cues.save(table, {})
     claims_cues.clear_cache()
@@ -253,8 +257,10 @@ def learn() -> None:
                                             sentence_stats, n_gold, UNPARSED_MAX_LOSS)
     claims_cues.save(table, drop, unparsed)
     claims_cues.clear_cache()
+    claims_cuemodel.reset()
     print(f"learnt {len(table)} constructions, {len(drop)} dropped keys, "
           f"{len(unparsed)} cue word forms left unparsed -> {claims_cues.TABLE_PATH}")
+    print("now run bench/train_claims_cues.py (cue classifier, unparsed forms for it)")
 
 
 def main() -> None:

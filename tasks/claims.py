@@ -4,8 +4,9 @@ Method (see docs/claims.md): spaCy's dependency parse finds cue words from a lex
 (`tasks.claims_lexicon`) and, from each cue, its speaker (the subject, the agent of a
 passive, the object of "according to") and its content (the clausal complement, the
 object, the object of the cue's preposition, the infinitive, or the quotation after a
-colon). Words the lexicon lacks are looked up in a cue table learnt from annotated news
-(`tasks.claims_cues`), which also lists output kinds that were mostly wrong there.
+colon). Words the lexicon lacks are scored by a cue classifier learnt from annotated news
+(`tasks.claims_cuemodel`; without it, the count table of `tasks.claims_cues`, which also
+lists output kinds that were mostly wrong there).
 Quotations are found on the raw text (`tasks.claims_quotes`) so that a claim that starts
 inside one is stretched over the whole of it, across sentences and paragraphs. Speakers
 are resolved in reading order (`tasks.claims_speakers`).
@@ -25,7 +26,7 @@ from spacy.tokens import Doc, Span, Token
 
 from schemas.config import Entity
 from schemas.models import ClaimDraft, QuoteKind
-from tasks import claims_cues, claims_fastpos, claims_parse  # noqa: F401  (registers a pipe factory)
+from tasks import claims_cuemodel, claims_cues, claims_fastpos, claims_parse  # noqa: F401  (registers a pipe factory)
 from tasks import claims_lexicon as lex
 from tasks.claims_quotes import QuoteIndex, normalise
 from tasks.claims_speakers import EntityIndex, Resolver, Speaker, anaphor_entities
@@ -449,6 +450,7 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
         if _is_refusal(tok, xcomp):
             continue
         end = _repair_dangling(sent, end)
+        end = _cut_trailing_relative(doc, text, start, end)
         if lemma in lex.RAISING_VERBS and construction in ("xcomp", "acomp", "attr", "oprd"):
             # "X seemed to Y": the writer's impression of X, nobody's claim; X is part of it
             subj = _child(tok, ("nsubj",))
@@ -508,13 +510,22 @@ def _colon_claim(colon: Token, sent: Span) -> _Found | None:
 
 
 def _learned(tok: Token) -> _Got | None:
-    """The best construction of `tok` in the learnt cue table, if it is trusted enough."""
+    """The best construction of `tok` by the cue classifier (or, without one, the learnt
+    table), if it scores high enough."""
     table = claims_cues.load()
+    learnt = claims_cuemodel.model()[0]
+    least = claims_cuemodel.threshold() if learnt else _LEARNED_MIN
     best: tuple[float, str, Token] | None = None
+    part = None
     for name, head in claims_cues.constructions(tok):
         key = claims_cues.key_of(tok, name)
-        score = 0.0 if key in claims_cues.dropped() else table.get(key, 0.0)
-        if score >= _LEARNED_MIN and (best is None or score > best[0]):
+        if key in claims_cues.dropped() or (learnt and not claims_cuemodel.live(key)):
+            continue
+        if learnt and part is None:
+            part = claims_cuemodel.token_part(tok)  # once per word, not per construction
+        # the classifier when one ships (it generalises to rare words), else the table
+        score = claims_cuemodel.score(tok, name, head, part) if learnt else table.get(key, 0.0)
+        if score >= least and (best is None or score > best[0]):
             best = (score, name, head)
     if best is None:
         return None
@@ -522,6 +533,32 @@ def _learned(tok: Token) -> _Got | None:
     cue = [tok, head.head] if name.startswith("prep:") else [tok]
     span = _clause_span(head) if name == "ccomp" else _subtree_span(head)
     return _cue_tokens(tok, *cue), span, name
+
+
+_RELATIVES = frozenset({"who", "which", "whose", "whom"})
+
+
+_RELATIVE_AFTER_COMMA = re.compile(r",\s+(?:who|which|whose|whom)\b", re.IGNORECASE)
+
+
+def _cut_trailing_relative(doc: Doc, text: str, start: int, end: int) -> int:
+    """"..., who worked on Clinton's campaign" at the end of a content is the writer's
+    aside about a noun in it, not part of the claim: cut before its comma."""
+    if _RELATIVE_AFTER_COMMA.search(text, start, end) is None:
+        return end  # most contents have none; spares a walk over their tokens
+    span = doc.char_span(start, end, alignment_mode="expand")
+    if span is None or len(span) < 4:
+        return end
+    for tok in span:
+        if tok.dep_ != "relcl" or tok.head.i < span.start or tok.head.i >= tok.i:
+            continue
+        left = tok.left_edge
+        if left.lower_ not in _RELATIVES or left.i < 1 or doc[left.i - 1].text != "," or \
+                left.i - 1 <= span.start + 1:
+            continue
+        if tok.right_edge.i >= span.end - 2:
+            return doc[left.i - 1].idx
+    return end
 
 
 def _repair_dangling(sent: Span, end: int) -> int:
@@ -594,7 +631,19 @@ def _continue_quote(text: str, end: int, item: _Found, quotes: QuoteIndex,
     the speaker's own words and do not stop it.
     """
     if quotes.containing(max(end - 1, 0)) is None:
-        return end
+        # 'he said he would not vote for X. "I'm not sure ..."': a quotation right after
+        # an indirect claim, in the same paragraph, carries it on
+        gap = end
+        while gap < len(text) and text[gap] in " .,;:":
+            gap += 1
+        nxt = quotes.containing(gap)
+        if nxt is None or nxt[0] != gap or "." not in text[end:gap] or any(
+                end <= c < min(nxt[1] + 100, len(text)) for c in cue_starts):
+            return end
+        after = text.find("\n", nxt[1])
+        if any(nxt[1] <= c < (len(text) if after < 0 else after) for c in cue_starts):
+            return end
+        end = nxt[1]
     cue_end = max(item.sent.end_char, end)
     for _ in range(20):
         gap_end = end
@@ -689,6 +738,8 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
         end = _continue_quote(qtext, end, item, quotes, cue_starts)
         # '"A," he said. "B."' is direct speech though "he said" lies inside the span
         kind = _quote_kind(text, start, first_end, quotes) if end != first_end else None
+        if kind == "indirect":
+            kind = None  # 'said X. "Y."': part reported, part quoted (mixed)
         start, end = _trim(text, start, end)
         start, end = _unquote(text, start, end, quotes)
         if end - start < 2 or (start, end) in seen:

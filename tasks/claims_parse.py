@@ -23,7 +23,7 @@ from spacy.attrs import DEP, HEAD, TAG
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from tasks import claims_cues
+from tasks import claims_cuemodel, claims_cues
 from tasks import claims_lexicon as lex
 
 _ENDS = frozenset({".", "!", "?", "...", "…"})
@@ -72,12 +72,14 @@ class CueForms:
 
 
 def cue_lemmas(min_score: float) -> frozenset[str]:
-    """Every lemma the extractor may take as a cue: the lexicon's and the learnt table's."""
+    """Every lemma the extractor may take as a cue: the lexicon's, the learnt table's and
+    the cue classifier's."""
     learnt = {key.split("/", 1)[0] for key, score in claims_cues.load().items()
               if score >= min_score}
     hand = (lex.SPEECH_VERBS | lex.PREP_CUES.keys() | lex.LIGHT_VERBS | lex.XCOMP_VERBS
             | lex.OBJECT_VERBS)
-    return frozenset(learnt | hand)
+    # the cue classifier's words (tasks.claims_cuemodel), when one ships
+    return frozenset(learnt | hand | claims_cuemodel.lemmas())
 
 
 @lru_cache(maxsize=4)
