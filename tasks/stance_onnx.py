@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,11 +35,18 @@ _MS = "com.microsoft"
 Graph = tuple[bytes, dict[str, npt.NDArray[Any]]]
 
 
-def build_graph(weights: Mapping[str, npt.NDArray[Any]]) -> Graph:
+def build_graph(weights: Mapping[str, npt.NDArray[Any]], start: int = 0,
+                stop: int = LAYERS) -> Graph:
     """(serialized ONNX model without its weights, the weights by initializer name).
 
-    Inputs `input_ids`, `attention_mask` (int64, batch x length); output `embedding`
-    (batch x 384, unit rows of the mean-pooled last layer)."""
+    Runs transformer layers start..stop-1. Inputs: `input_ids` (start 0) or `hidden`
+    (float, batch x length x 384: the states after layer start-1), and `attention_mask`
+    (int64, batch x length). Outputs: `embedding` (batch x 384, unit rows of the
+    mean-pooled states after layer stop-1) and, when stop < LAYERS, `state` (those
+    states, the `hidden` input of a graph starting at stop). The default is the whole
+    encoder; graphs for layers 0..k-1 and k..5 compose to it (the cascade in
+    `tasks.stance_encoder` runs the upper one only for comments that may address a
+    topic)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -67,22 +74,11 @@ def build_graph(weights: Mapping[str, npt.NDArray[Any]]) -> Graph:
         return output
 
     w = weights
-    # embeddings: word + position (first `length` rows) + token type 0, then LayerNorm
-    node("Shape", ["input_ids"], "shape")
-    node("Slice", ["shape", const("one1", np.array([1], np.int64)),
-                   const("two1", np.array([2], np.int64))], "length1")  # [length]
-    node("Slice", [const("position", w["embeddings.position_embeddings.weight"]),
-                   const("zero1", np.array([0], np.int64)), "length1"], "positions")
-    node("Gather", [const("word", w["embeddings.word_embeddings.weight"]), "input_ids"],
-         "words")
-    node("Add", ["words", "positions"], "emb0")
-    node("Add", ["emb0", const("type0", w["embeddings.token_type_embeddings.weight"][0])],
-         "emb1")
-    h = node("LayerNormalization", ["emb1", const("emb_ln_w", w["embeddings.LayerNorm.weight"]),
-                                    const("emb_ln_b", w["embeddings.LayerNorm.bias"])],
-             "emb", axis=-1, epsilon=_EPS)
+    h = "hidden"
+    if start == 0:
+        h = _embeddings(w, const, node)
     node("Cast", ["attention_mask"], "mask32", to=TensorProto.INT32)
-    for i in range(LAYERS):
+    for i in range(start, stop):
         p = f"encoder.layer.{i}."
         qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in
                                 ("query", "key", "value")]).T
@@ -124,15 +120,39 @@ def build_graph(weights: Mapping[str, npt.NDArray[Any]]) -> Graph:
     dims = ["batch", "length"]
     outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT,
                                              ["batch", HIDDEN])]
+    if stop < LAYERS:
+        node("Identity", [h], "state")
+        outputs.append(helper.make_tensor_value_info("state", TensorProto.FLOAT,
+                                                     [*dims, HIDDEN]))
+    first = (helper.make_tensor_value_info("input_ids", TensorProto.INT64, dims)
+             if start == 0 else
+             helper.make_tensor_value_info("hidden", TensorProto.FLOAT, [*dims, HIDDEN]))
     graph = helper.make_graph(
-        nodes, "all-MiniLM-L6-v2",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, dims),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, dims)],
+        nodes, f"all-MiniLM-L6-v2 layers {start}..{stop - 1}",
+        [first, helper.make_tensor_value_info("attention_mask", TensorProto.INT64, dims)],
         outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
                                                     helper.make_opsetid(_MS, 1)])
     model.ir_version = 8  # readable by any onnxruntime >= 1.10
     return cast(bytes, model.SerializeToString()), arrays
+
+
+def _embeddings(w: Mapping[str, npt.NDArray[Any]], const: Callable[..., str],
+                node: Callable[..., str]) -> str:
+    """Word + position (first `length` rows) + token type 0 embeddings, then LayerNorm."""
+    node("Shape", ["input_ids"], "shape")
+    node("Slice", ["shape", const("one1", np.array([1], np.int64)),
+                   const("two1", np.array([2], np.int64))], "length1")  # [length]
+    node("Slice", [const("position", w["embeddings.position_embeddings.weight"]),
+                   const("zero1", np.array([0], np.int64)), "length1"], "positions")
+    node("Gather", [const("word", w["embeddings.word_embeddings.weight"]), "input_ids"],
+         "words")
+    node("Add", ["words", "positions"], "emb0")
+    node("Add", ["emb0", const("type0", w["embeddings.token_type_embeddings.weight"][0])],
+         "emb1")
+    norm = [const("emb_ln_w", w["embeddings.LayerNorm.weight"]),
+            const("emb_ln_b", w["embeddings.LayerNorm.bias"])]
+    return node("LayerNormalization", ["emb1", *norm], "emb", axis=-1, epsilon=_EPS)
 
 
 def quantize(graph: Graph) -> Graph:

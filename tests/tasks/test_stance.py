@@ -183,3 +183,57 @@ def test_cross_encoder_rows_do_not_depend_on_batch_or_other_topics(tmp_path: Pat
     alone = model.probabilities(topics[1:], comments[7:8])
     assert np.allclose(both[1, 7], alone[0, 0], atol=1e-5)
     assert not np.allclose(both[0], both[1])  # the topic matters
+
+
+def test_split_graphs_compose_to_the_whole_encoder() -> None:
+    """The cascade's lower and upper graphs give the full graph's embedding."""
+    from tasks.stance_encoder import model_dir, padded, read_safetensors
+    from tasks.stance_onnx import build_graph, make_session
+
+    weights = read_safetensors(model_dir() / "model.safetensors")
+    encoder = load_minilm()
+    ids, mask = padded([e.ids for e in encoder.tokenizer.encode_batch(
+        [SAMPLE_COMMENTS[0], "Chips.", "I love football and long walks on the beach."])])
+    whole = make_session(build_graph(weights), threads=1).run(
+        ["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+    for split in (1, 3):
+        _, state = make_session(build_graph(weights, 0, split), threads=1).run(
+            ["embedding", "state"], {"input_ids": ids, "attention_mask": mask})
+        upper = make_session(build_graph(weights, split), threads=1).run(
+            ["embedding"], {"hidden": state, "attention_mask": mask})[0]
+        assert np.abs(upper - whole).max() < 1e-6
+
+
+def test_gated_encoding_runs_the_upper_layers_only_for_kept_rows() -> None:
+    encoder = load_minilm()
+    texts = [*SAMPLE_COMMENTS, "I love football."]
+    full = encoder.encode(texts)
+    assert np.allclose(np.linalg.norm(full, axis=1), 1.0, atol=1e-5)
+    vectors, lower, kept = encoder.encode_gated(texts, lambda p: np.arange(len(p)) % 2 == 0)
+    assert kept.sum() == 3 and np.array_equal(kept, np.linalg.norm(vectors, axis=1) > 0)
+    # kept rows lose their batch mates and some padding, and still match the full pass
+    assert np.allclose(vectors[kept], full[kept], atol=1e-5)
+    assert not np.allclose(lower, full, atol=1e-2)  # the lower states are not the output
+    assert np.allclose(np.linalg.norm(lower, axis=1), 1.0, atol=1e-5)
+
+
+def test_on_topic_comments_pass_the_relevance_gate() -> None:
+    """The sample's on-topic comments reach the full encoder and the head."""
+    gate, encoder = stance.load_gate(), load_minilm()
+    assert gate.layers == encoder.split and 0.0 < gate.threshold < 0.5
+    assert 0.9 < gate.exit_score < 1.0
+    _, topic, _ = encoder.encode_gated([stance.topic_text(CHIPS)])
+    _, comments, _ = encoder.encode_gated(
+        [*SAMPLE_COMMENTS, "Export controls on chips are a mistake and only hurt American "
+         "companies."], lambda p: np.zeros(len(p), dtype=bool))
+    assert gate.relevant(topic, comments).all()
+
+
+def test_pairs_stopped_by_the_gate_are_neutral(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = stance.load_gate()
+    monkeypatch.setattr(gate, "threshold", 1.1)  # nothing may pass
+    result = stance.classify_stances(SAMPLE_COMMENTS[:2], [CHIPS])
+    assert result == [[("neutral", round(gate.exit_score, 4))]] * 2
+    monkeypatch.setattr(gate, "threshold", 0.0)  # everything passes: the full head
+    assert [r[0][0] for r in stance.classify_stances(SAMPLE_COMMENTS, [CHIPS])] == [
+        "favor"] * 5
