@@ -89,6 +89,14 @@ def test_onnx_encoder_matches_the_numpy_forward_pass() -> None:
              "Restricting semiconductor sales to Beijing protects national security."]
     onnx_vectors = load_minilm().encode(texts)
     assert np.allclose(onnx_vectors, MiniLM().encode(texts), atol=1e-5)
+    # the weight arrays are dropped once the sessions exist (onnxruntime copies them):
+    # reuse their memory, then the encoder must still give the same vectors
+    from tasks.stance_encoder import OnnxMiniLM
+
+    fresh = OnnxMiniLM(threads=1)
+    churn = [np.full(4_000_000, 7.0, dtype=np.float32) for _ in range(30)]
+    assert np.allclose(fresh.encode(texts), onnx_vectors, atol=1e-6)
+    del churn
     assert np.allclose(onnx_vectors[1:2], load_minilm().encode(texts[1:2]), atol=1e-6)
 
 
