@@ -25,7 +25,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
 from typing import TypeVar
 
 from prefect import task
@@ -36,6 +35,7 @@ from tasks.claims import extract_claims_many
 from tasks.ids import claim_id_for, claim_key_for
 from tasks.pages import process_context
 from tasks.stance import classify_stances
+from tasks.stance_encoder import THREADS_ENV
 
 T = TypeVar("T")
 # articles per worker job. spaCy's transient memory grows with its batch (+115 MB at 4
@@ -43,9 +43,6 @@ T = TypeVar("T")
 CHUNK = 4
 STANCE_CHUNK = 100  # comments per worker job: a few encoder batches, a small pickle
 MIN_PARALLEL = 32  # below this, starting workers (~1 s: fork + model load) does not pay
-# Read by the encoder when it loads: a pool worker is one of `n_process` on as many cores,
-# so its inference library must not start a thread per core of its own.
-THREADS_ENV = "POLICYWATCH_NLP_THREADS"
 log = logging.getLogger(__name__)
 
 
@@ -71,23 +68,6 @@ def _drafts(articles: Sequence[Article], entities: Sequence[Entity]
         return found, rejects
 
 
-def _drafts_in_processes(articles: Sequence[Article], entities: Sequence[Entity],
-                         n_process: int) -> tuple[list[list[ClaimDraft] | None], list[Reject]]:
-    """`_drafts` over chunks in `n_process` worker processes; results in input order."""
-    drafts: list[list[ClaimDraft] | None] = []
-    rejects: list[Reject] = []
-    try:
-        with ProcessPoolExecutor(max_workers=n_process, mp_context=process_context()) as pool:
-            for found, failed in pool.map(_drafts, chunked(articles, CHUNK),
-                                          repeat(entities)):
-                drafts.extend(found)
-                rejects.extend(failed)
-    except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on in here
-        log.warning("claim workers failed (%s); extracting in the flow process", exc)
-        return _drafts(articles, entities)
-    return drafts, rejects
-
-
 def extract_article_claims(articles: Sequence[Article], entities: Sequence[Entity],
                            *, n_process: int = 1, min_parallel: int = MIN_PARALLEL
                            ) -> tuple[list[Claim], list[Reject]]:
@@ -98,14 +78,16 @@ def extract_article_claims(articles: Sequence[Article], entities: Sequence[Entit
     """
     if not articles:
         return [], []
+    if n_process > 1 and len(articles) >= min_parallel:
+        claims, _, rejects = analyse_batch(articles, [], entities, [], n_process=n_process,
+                                           min_parallel=min_parallel)
+        return claims, rejects
     started = time.perf_counter()
-    parallel = n_process > 1 and len(articles) >= min_parallel
-    drafts, rejects = (_drafts_in_processes(articles, entities, n_process) if parallel
-                       else _drafts(articles, entities))
+    drafts, rejects = _drafts(articles, entities)
     claims = _claims_of(articles, drafts)
     timings = {"claims_s": round(time.perf_counter() - started, 4)}
-    log.info("claims: %d articles, %d claims, %s process(es), %s", len(articles), len(claims),
-             n_process if parallel else 1, timings, extra={"timings": timings})
+    log.info("claims: %d articles, %d claims, %s", len(articles), len(claims), timings,
+             extra={"timings": timings})
     return claims, rejects
 
 
@@ -153,6 +135,8 @@ def _stances_of(comments: Sequence[Comment], topics: Sequence[Topic],
 
 
 def _one_thread_per_worker() -> None:
+    # a worker is one of `n_process` on as many cores: its encoder must not start a thread
+    # per core of its own (read when the encoder loads)
     os.environ[THREADS_ENV] = "1"
 
 
