@@ -379,8 +379,9 @@ def reprocess(config_path: Path, db: Path | None, source: str | None, no_extract
     target = db or config.database
     with run_lock(target, wait_s=60):
         counts = reprocess_archive(target, config, extract=not no_extract, source=source)
-    for name, value in asdict(counts).items():
-        click.echo(f"  {name.replace('_', ' '):18} {value}")
+    values = asdict(counts)
+    for name in dict.fromkeys(("pages", "failed", *values)):  # the pages first, as read
+        click.echo(f"  {name.replace('_', ' '):18} {values[name]}")
 
 
 # -- serve ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ page's own comments get.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from lxml import html as lxml_html
 from schemas.config import CommentEndpoint, Crawl, Source
 from schemas.errors import ParseError
 from schemas.models import Comment, FetchRequest, FetchResult, ParsedComment, Reject
-from tasks.fetch import fetch_many
+from tasks.fetch import HTML_TYPES, fetch_many
 from tasks.pages import comment_records
 from tasks.parse import parse_page
 from tasks.parse_comments import comment_time
@@ -112,40 +112,41 @@ def fetch_more_comments(pages: Sequence[tuple[str, str, str | None, bytes]], sou
                         crawl: Crawl, fetched_at: datetime) -> MoreComments:
     """Further comment pages and endpoint comments for (article id, url, canonical, html)."""
     out = MoreComments()
-    follow: list[tuple[str, str]] = []  # (article id, comment page url)
-    for article_id, url, _canonical, html in pages:
-        follow.extend((article_id, link) for link in comment_page_links(html, url))
-    if follow:
-        results = fetch_many([FetchRequest(url=u, source=source.name) for _, u in follow],
-                             crawl)
-        out.fetches.extend(results)
-        for (article_id, link), result in zip(follow, results, strict=True):
-            if not result.ok or result.content is None:
-                out.rejects.append(Reject(url=link, source=source.name, stage="fetch",
-                                          reason=f"comment page: {result.error}"))
-                continue
-            try:
-                page = parse_page(result.content, link, fetched_at=fetched_at,
-                                  encoding=result.encoding,
-                                  comment_selectors=source.comments)
-            except ParseError as exc:
-                out.rejects.append(Reject(url=link, source=source.name, stage="parse",
-                                          reason=f"comment page: {exc}"))
-                continue
-            out.comments.extend(comment_records(page.comments, article_id))
+    follow = [(article_id, link) for article_id, url, _canonical, html in pages
+              for link in comment_page_links(html, url)]
+    for article_id, link, result in _fetched(out, follow, source, crawl, "comment page"):
+        try:
+            page = parse_page(result.content or b"", link, fetched_at=fetched_at,
+                              encoding=result.encoding, comment_selectors=source.comments)
+        except ParseError as exc:
+            out.rejects.append(Reject(url=link, source=source.name, stage="parse",
+                                      reason=f"comment page: {exc}"))
+            continue
+        out.comments.extend(comment_records(page.comments, article_id))
     if source.comments_api is not None:
         endpoint = source.comments_api
         calls = [(article_id, endpoint_url(endpoint, url, canonical, article_id))
                  for article_id, url, canonical, _ in pages]
-        results = fetch_many([FetchRequest(url=u, source=source.name) for _, u in calls],
-                             crawl, accept=JSON_TYPES)
-        out.fetches.extend(results)
-        for (article_id, call), result in zip(calls, results, strict=True):
-            if not result.ok or result.content is None:
-                out.rejects.append(Reject(url=call, source=source.name, stage="fetch",
-                                          reason=f"comments endpoint: {result.error}"))
-                continue
+        for article_id, _call, result in _fetched(out, calls, source, crawl,
+                                                  "comments endpoint", accept=JSON_TYPES):
             out.comments.extend(comment_records(
-                comments_from_json(result.content, endpoint, fetched_at), article_id))
+                comments_from_json(result.content or b"", endpoint, fetched_at), article_id))
     return out
 
+
+def _fetched(out: MoreComments, targets: Sequence[tuple[str, str]], source: Source,
+             crawl: Crawl, what: str, *, accept: Sequence[str] = HTML_TYPES
+             ) -> Iterator[tuple[str, str, FetchResult]]:
+    """(article id, url, result) of each target fetched with content; the fetches are kept
+    in `out`, and each failure becomes a reject there."""
+    if not targets:
+        return
+    results = fetch_many([FetchRequest(url=u, source=source.name) for _, u in targets], crawl,
+                         accept=accept)
+    out.fetches.extend(results)
+    for (article_id, url), result in zip(targets, results, strict=True):
+        if result.ok and result.content is not None:
+            yield article_id, url, result
+        else:
+            out.rejects.append(Reject(url=url, source=source.name, stage="fetch",
+                                      reason=f"{what}: {result.error}"))

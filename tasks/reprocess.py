@@ -28,6 +28,7 @@ from schemas.models import Article, Claim, FetchResult, Stance
 from tasks.crawl import apply_merges, page_states
 from tasks.ids import normalize_url
 from tasks.load import (
+    ReloadCounts,
     read_archived_sources,
     read_article_addresses,
     read_article_ids,
@@ -38,18 +39,11 @@ from tasks.pages import process_pages
 
 
 @dataclass(frozen=True)
-class ReprocessCounts:
+class ReprocessCounts(ReloadCounts):
+    """The reload's counts, plus the pages read and the ones that failed."""
+
     pages: int = 0
     failed: int = 0  # pages the current code cannot read or extract: their rows stay as they were
-    articles_new: int = 0
-    articles_updated: int = 0
-    comments_new: int = 0
-    comments_updated: int = 0
-    claims_new: int = 0
-    claims_kept: int = 0
-    claims_removed: int = 0
-    stances_new: int = 0
-    stances_updated: int = 0
 
     def __add__(self, other: ReprocessCounts) -> ReprocessCounts:
         mine, theirs = asdict(self), asdict(other)

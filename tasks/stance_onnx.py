@@ -75,6 +75,15 @@ def build_graph(weights: Mapping[str, npt.NDArray[Any]], start: int = 0,
         return output
 
     w = weights
+
+    def add_and_norm(x: str, residual: str, i: int, norm: str, bias: str, block: str) -> str:
+        """LayerNorm(x + the block's dense bias + residual), as one fused kernel."""
+        return node("SkipLayerNormalization", [
+            x, residual, const(f"l{i}.{norm}_w", w[block + ".LayerNorm.weight"]),
+            const(f"l{i}.{norm}_b", w[block + ".LayerNorm.bias"]),
+            const(f"l{i}.{bias}", w[block + ".dense.bias"])],
+            f"l{i}.h{norm[-1]}", domain=_MS, epsilon=_EPS)
+
     h = "hidden"
     if start == 0:
         h = _embeddings(w, const, node)
@@ -90,22 +99,14 @@ def build_graph(weights: Mapping[str, npt.NDArray[Any]], start: int = 0,
         attn = node("MatMul", [ctx, const(f"l{i}.ao_w",
                                           w[p + "attention.output.dense.weight"].T)],
                     f"l{i}.attn")
-        h = node("SkipLayerNormalization", [
-            attn, h, const(f"l{i}.ln1_w", w[p + "attention.output.LayerNorm.weight"]),
-            const(f"l{i}.ln1_b", w[p + "attention.output.LayerNorm.bias"]),
-            const(f"l{i}.ao_b", w[p + "attention.output.dense.bias"])],
-            f"l{i}.h1", domain=_MS, epsilon=_EPS)
+        h = add_and_norm(attn, h, i, "ln1", "ao_b", p + "attention.output")
         inner = node("MatMul", [h, const(f"l{i}.in_w", w[p + "intermediate.dense.weight"].T)],
                      f"l{i}.inner")
         act = node("BiasGelu", [inner, const(f"l{i}.in_b", w[p + "intermediate.dense.bias"])],
                    f"l{i}.act", domain=_MS)
         out = node("MatMul", [act, const(f"l{i}.out_w", w[p + "output.dense.weight"].T)],
                    f"l{i}.out")
-        h = node("SkipLayerNormalization", [
-            out, h, const(f"l{i}.ln2_w", w[p + "output.LayerNorm.weight"]),
-            const(f"l{i}.ln2_b", w[p + "output.LayerNorm.bias"]),
-            const(f"l{i}.out_b", w[p + "output.dense.bias"])],
-            f"l{i}.h2", domain=_MS, epsilon=_EPS)
+        h = add_and_norm(out, h, i, "ln2", "out_b", p + "output")
     # mean over real tokens, then unit length (sentence-transformers' normalize_embeddings)
     node("Cast", ["attention_mask"], "maskf", to=TensorProto.FLOAT)
     node("Unsqueeze", ["maskf", const("axis2", np.array([2], np.int64))], "mask3")
