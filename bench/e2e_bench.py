@@ -2,6 +2,7 @@
 
     python bench/e2e_bench.py [--pages 1000] [--comments 5] [--concurrency 2]
                               [--runner thread|dask] [--no-floor]
+                              [--stance-encoder minilm|distilled]
 
 Builds a local news site with `bench/fetch_bench.py`'s page generator (PolNeAR text from
 ../shared/corpus; the bench skips when the corpus is absent), each article with exactly
@@ -302,6 +303,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2,
                         help="per-host concurrency, for the flow and the floor alike")
     parser.add_argument("--runner", choices=("thread", "dask"), default="thread")
+    parser.add_argument("--stance-encoder", choices=("minilm", "distilled"), default="minilm",
+                        help="performance.stance_encoder of the config (docs/stance.md)")
     parser.add_argument("--no-floor", action="store_true")
     args = parser.parse_args()
     if not (CORPUS / "polnear_train.jsonl").exists():
@@ -328,6 +331,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
         config = Path(tmp) / "bench.yaml"
         runner = ("runner: {kind: dask, workers: 2}\n" if args.runner == "dask" else "")
+        runner += f"performance: {{stance_encoder: {args.stance_encoder}}}\n"
         config.write_text(
             f"database: bench.duckdb\nsources:\n  - name: bench\n"
             f"    sitemap: {base}/sitemap.xml\n    max_items: {args.pages}\n"

@@ -1,6 +1,9 @@
 """Stance bench: held-out-claim figures on ARC, zero-shot F_avg on SemEval-2016, speed.
 
-    python bench/stance_bench.py [--lora tasks/models/stance_lora.npz] [--int8]
+    python bench/stance_bench.py [--lora tasks/models/stance_lora.npz] [--int8] [--distilled]
+
+`--distilled` measures the opt-in 3-layer encoder (`performance.stance_encoder:
+distilled`) with its own head and gate; the default is the 6-layer MiniLM.
 
 - ARC, shipped embedding head: 5-fold GroupKFold by claim (every figure for claims the
   head never saw; retrained per fold as bench/train_stance.py trains it), and trained on
@@ -42,7 +45,6 @@ import train_stance_gate as tg
 from schemas.config import Topic
 from tasks.stance import LABELS, classify_stances, load_gate, load_head
 from tasks.stance_cross import StanceCrossEncoder
-from tasks.stance_encoder import load_minilm
 
 
 def f1_table(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -91,7 +93,8 @@ def main() -> int:
     gated[exits] = LABELS.index("neutral")
     show(f"ARC {ts.FOLDS}-fold by claim, embedding head + relevance gate (shipped)",
          f1_table(y, gated))
-    print(f"  gate after {load_minilm().split} layer(s) stops {exits.mean():.3f} of pairs "
+    print(f"  gate after {ts.load_stance_encoder().split} layer(s) stops "
+          f"{exits.mean():.3f} of pairs "
           f"({exits[~related].mean():.3f} of unrelated, {exits[related].mean():.4f} of "
           f"related, {exits[y < 2].mean():.4f} of favor/against)")
     train_rows = np.array([p.group not in held for p in arc])
@@ -102,7 +105,7 @@ def main() -> int:
     sem = ts.semeval_pairs("test")
     ys = np.array([LABELS.index(p.label) for p in sem])
     xs, _ = ts.featurize(sem)
-    pred = load_head().probabilities(xs.astype(np.float32)).argmax(axis=1)
+    pred = load_head(ts.ENCODER).probabilities(xs.astype(np.float32)).argmax(axis=1)
     show("SemEval-2016 test, embedding head (trained on ARC only)", f1_table(ys, pred))
     for target in ts.SEMEVAL_TOPICS:
         idx = [i for i, p in enumerate(sem) if p.group == target]
@@ -120,13 +123,15 @@ def main() -> int:
         int8(arc, y)
 
     # speed and memory in a fresh process, so sklearn and the bench's arrays don't count
-    subprocess.run([sys.executable, __file__, "--speed"], check=True)
+    subprocess.run([sys.executable, __file__, "--speed",
+                    *(["--distilled"] if ts.ENCODER == "distilled" else [])], check=True)
     return 0
 
 
 def int8(arc: list[ts.Pair], y: np.ndarray) -> None:
-    """The dynamic-int8 encoder against the float32 one: agreement, CPU time, F1."""
-    from tasks.stance_encoder import model_dir, read_safetensors
+    """The dynamic-int8 encoder against the float32 one: agreement, CPU time, F1 (the
+    6-layer MiniLM, as measured before the distilled encoder shipped)."""
+    from tasks.stance_encoder import load_minilm, model_dir, read_safetensors
     from tasks.stance_onnx import build_graph, make_session, quantize
 
     encoder = load_minilm()
@@ -146,11 +151,13 @@ def int8(arc: list[ts.Pair], y: np.ndarray) -> None:
     print(f"int8 encoder: cosine to float32 mean {cos.mean():.4f}, min {cos.min():.4f}; "
           f"CPU ms/comment fp32 {timings['fp32']:.1f}, int8 {timings['int8']:.1f}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    ts.ENCODER_TAG = "int8"  # the head is retrained on int8 embeddings
+    # the head is retrained on int8 embeddings: point train_stance's embed() at them
+    saved = ts.ENCODER_TAG, ts.load_stance_encoder
+    ts.ENCODER_TAG, ts.load_stance_encoder = "int8", lambda: encoder
     x8, _ = ts.featurize(arc)
     show(f"ARC {ts.FOLDS}-fold by claim, head retrained on int8 embeddings",
          f1_table(y, ts.out_of_fold(x8, y, [p.group for p in arc]).argmax(axis=1)))
-    ts.ENCODER_TAG = "fp32"
+    ts.ENCODER_TAG, ts.load_stance_encoder = saved
     encoder.lower, encoder.upper = fp32_sessions
 
 
@@ -170,17 +177,18 @@ def timed(batch: list[str], topics: list[Topic], gate: bool, name: str,
           groups: list[list[int]] | None = None) -> None:
     """Best of 3 runs of classify_stances; with `groups`, one call per group of rows
     (each ARC comment against its own pair's claim)."""
-    cut = load_gate().threshold
+    cut = load_gate(ts.ENCODER).threshold
     if not gate:
-        load_gate().threshold = 0.0  # every pair passes: the full encoder for all
+        load_gate(ts.ENCODER).threshold = 0.0  # every pair passes: the full encoder for all
     rates, cpu = [], []
     for _ in range(3):  # best of 3: other jobs share the machine
         start, start_cpu = time.perf_counter(), time.process_time()
         for rows in groups or [list(range(len(batch)))]:
-            classify_stances([batch[i] for i in rows], [topics[rows[0]]] if groups else topics)
+            classify_stances([batch[i] for i in rows], [topics[rows[0]]] if groups else topics,
+                             ts.ENCODER)
         rates.append(len(batch) / (time.perf_counter() - start))
         cpu.append((time.process_time() - start_cpu) / len(batch) * 1000)
-    load_gate().threshold = cut
+    load_gate(ts.ENCODER).threshold = cut
     # CPU ms per comment is steadier than wall time when other jobs take the cores
     print(f"speed: {max(rates):.1f} comments/s (best of 3; worst {min(rates):.1f}), "
           f"{min(cpu):.1f} CPU ms/comment, on {len(batch)} {name}, "
@@ -197,8 +205,8 @@ def speed() -> int:
     topics = [Topic(name="t", description="Unpaid internships exploit college students."),
               Topic(name="u", description="The US should restrict China's access to chips."),
               Topic(name="v", description="Cities should build more bike lanes.")]
-    load_minilm(), load_head(), load_gate()
-    classify_stances(texts[:16], topics[:1])  # warm-up: thread pool, caches
+    ts.load_stance_encoder(), load_head(ts.ENCODER), load_gate(ts.ENCODER)
+    classify_stances(texts[:16], topics[:1], ts.ENCODER)  # warm-up: thread pool, caches
     # ARC's mix: each comment against its own pair's claim (66% of pairs unrelated)
     claims = sorted({p.topic for p in pairs})
     groups = [[i for i, p in enumerate(pairs) if p.topic == c] for c in claims]

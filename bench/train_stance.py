@@ -46,13 +46,28 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.stance import LABELS, cue_features, pair_features  # noqa: E402
-from tasks.stance_encoder import MAX_TOKENS, load_minilm  # noqa: E402
+from tasks.stance import (  # noqa: E402
+    LABELS,
+    cue_features,
+    head_path,
+    load_encoder,
+    pair_features,
+)
+from tasks.stance_encoder import MAX_TOKENS, OnnxMiniLM  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "stance"
-OUT = ROOT / "tasks" / "models" / "stance_head.npz"
+# --distilled: train for the opt-in 3-layer encoder (`performance.stance_encoder`); the
+# head, gate and cache key are that encoder's (bench/train_stance_gate.py, stance_bench.py)
+ENCODER = "distilled" if "--distilled" in sys.argv else "minilm"
+OUT = head_path(ENCODER)
 CACHE = Path("/tmp/policywatch-stance-cache")  # embeddings only; never committed
-ENCODER_TAG = "fp32"  # part of the cache key: the bench swaps in an int8 encoder
+# part of the cache key: which encoder made the vectors (the bench swaps in others)
+ENCODER_TAG = "fp32" if ENCODER == "minilm" else "student-" + hashlib.sha256(
+    (ROOT / "tasks" / "models" / "stance_student.npz").read_bytes()).hexdigest()[:12]
+
+
+def load_stance_encoder() -> OnnxMiniLM:
+    return load_encoder(ENCODER)
 ARC_LABELS = {"agree": "favor", "disagree": "against", "discuss": "neutral",
               "unrelated": "neutral"}
 SEMEVAL_LABELS = {0: "neutral", 1: "against", 2: "favor"}
@@ -107,7 +122,7 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     path = CACHE / f"{key}.npy"
     if path.exists():
         return np.asarray(np.load(path), dtype=np.float32)
-    vectors = load_minilm().encode(texts)
+    vectors = load_stance_encoder().encode(texts)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
@@ -195,6 +210,27 @@ def lora_split(pairs: Sequence[Pair], rng: random.Random) -> tuple[list[Pair], l
     return related + unrelated[:UNRELATED], test
 
 
+def torch_layer_norm(w: dict[str, np.ndarray], name: str, trainable: bool) -> Any:
+    """A torch LayerNorm holding MiniLM's parameters `name`.weight/bias."""
+    import torch
+
+    mod = torch.nn.LayerNorm(384, eps=1e-12)
+    mod.weight.data = torch.tensor(w[name + ".weight"])
+    mod.bias.data = torch.tensor(w[name + ".bias"])
+    mod.requires_grad_(trainable)
+    return mod
+
+
+def attach_embeddings(model: Any, w: dict[str, np.ndarray]) -> None:
+    """MiniLM's frozen input embeddings on a torch module (word, position, type 0, norm)."""
+    import torch
+
+    model.word = torch.tensor(w["embeddings.word_embeddings.weight"])
+    model.pos = torch.tensor(w["embeddings.position_embeddings.weight"])
+    model.type0 = torch.tensor(w["embeddings.token_type_embeddings.weight"][0])
+    model.emb_ln = torch_layer_norm(w, "embeddings.LayerNorm", False)
+
+
 def build_torch_model() -> Any:
     """Torch mirror of tasks.stance_encoder's forward pass, with LoRA on layers SPLIT..5."""
     import math
@@ -225,19 +261,12 @@ def build_torch_model() -> Any:
             return y
 
     def layer_norm(name: str, trainable: bool) -> Any:
-        mod = torch.nn.LayerNorm(384, eps=1e-12)
-        mod.weight.data = torch.tensor(w[name + ".weight"])
-        mod.bias.data = torch.tensor(w[name + ".bias"])
-        mod.requires_grad_(trainable)
-        return mod
+        return torch_layer_norm(w, name, trainable)
 
     class Model(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
-            self.word = torch.tensor(w["embeddings.word_embeddings.weight"])
-            self.pos = torch.tensor(w["embeddings.position_embeddings.weight"])
-            self.type0 = torch.tensor(w["embeddings.token_type_embeddings.weight"][0])
-            self.emb_ln = layer_norm("embeddings.LayerNorm", False)
+            attach_embeddings(self, w)
             self.blocks = torch.nn.ModuleList()
             for i in range(6):
                 p, rank = f"encoder.layer.{i}.", RANK if i >= SPLIT else 0

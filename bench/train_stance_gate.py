@@ -26,19 +26,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_stance as ts
 
-from tasks.stance import LABELS, gate_features, model_path
-from tasks.stance_encoder import MAX_TOKENS, load_minilm
+from tasks.stance import LABELS, gate_features, gate_path
+from tasks.stance_encoder import MAX_TOKENS
 
-OUT = model_path("stance_gate.npz")
+OUT = gate_path(ts.ENCODER)  # `--distilled`: the opt-in encoder's gate
 C_GATE = 0.001  # strong: 385 features, and only 112 claims per fold
 RECALL = 0.98  # of related pairs, on claims the gate never saw
 
 
 def embed_lower(texts: Sequence[str]) -> np.ndarray:
     """Unit mean-pooled states after the encoder's lower layers, cached like ts.embed."""
-    encoder = load_minilm()
-    key = hashlib.sha256("\x00".join([str(MAX_TOKENS), f"lower{encoder.split}", *texts])
-                         .encode()).hexdigest()[:16]
+    encoder = ts.load_stance_encoder()
+    key = hashlib.sha256("\x00".join([str(MAX_TOKENS), f"lower{encoder.split}",
+                                      ts.ENCODER_TAG, *texts]).encode()).hexdigest()[:16]
     path = ts.CACHE / f"{key}.npy"
     if path.exists():
         return np.asarray(np.load(path), dtype=np.float32)
@@ -122,7 +122,7 @@ def nested_exits(topics: np.ndarray, comments: np.ndarray, related: np.ndarray,
 def export(model: Any, center: np.ndarray, cut: float, exit_score: float) -> None:
     scaler, lr = model.named_steps["standardscaler"], model.named_steps["logisticregression"]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(OUT, layers=np.int64(load_minilm().split), center=center.astype(np.float32),
+    np.savez(OUT, layers=np.int64(ts.load_stance_encoder().split), center=center.astype(np.float32),
              mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32),
              coef=lr.coef_[0].astype(np.float32),
              intercept=np.float32(lr.intercept_[0]), threshold=np.float32(cut),
@@ -143,7 +143,8 @@ def main() -> int:
     stopped = probs < cut
     neutral = np.array([p.label == LABELS[2] for p in arc])
     exit_score = round(float(neutral[stopped].mean()), 4)
-    print(f"gate after {load_minilm().split} layers: out-of-fold threshold {cut:.4f} stops "
+    print(f"gate after {ts.load_stance_encoder().split} layers: out-of-fold threshold "
+          f"{cut:.4f} stops "
           f"{stopped.mean():.3f} of pairs ({stopped[~related].mean():.3f} of unrelated, "
           f"{stopped[related].mean():.4f} of related); neutral share of stopped pairs "
           f"{exit_score}")

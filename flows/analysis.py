@@ -49,7 +49,8 @@ def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], conf
         return _on_dask(articles, comments, config)
     return analyse_task(unwalked(articles), unwalked(comments), config.entities,
                         config.topics, n_process=cores(config),
-                        min_parallel=config.performance.min_batch)
+                        min_parallel=config.performance.min_batch,
+                        stance_encoder=config.performance.stance_encoder)
 
 
 def dask_runner(config: Config) -> Any:
@@ -77,7 +78,9 @@ def _on_dask(articles: Sequence[Article], comments: Sequence[Comment], config: C
                                          {"articles": part, "entities": config.entities}))
                       for part in chunked(articles, chunk)]
         stance_jobs = ([(part, dask.submit(classify_stances_task,
-                                           {"comments": part, "topics": config.topics}))
+                                           {"comments": part, "topics": config.topics,
+                                            "stance_encoder":
+                                                config.performance.stance_encoder}))
                         for part in chunked(comments, chunk * COMMENTS_PER_ARTICLE)]
                        if config.topics else [])
         for articles_part, future in claim_jobs:

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from prefect import task
 
-from schemas.config import Entity, Topic
+from schemas.config import Entity, StanceEncoder, Topic
 from schemas.models import Article, Claim, ClaimDraft, Comment, Reject, Stance, StanceLabel
 from tasks.claims import extract_claims_many
 from tasks.ids import claim_id_for, claim_key_for
@@ -106,14 +106,15 @@ def _claims_of(articles: Sequence[Article], drafts: Sequence[list[ClaimDraft] | 
     return list(claims.values())
 
 
-def classify_comment_stances(comments: Sequence[Comment], topics: Sequence[Topic]
+def classify_comment_stances(comments: Sequence[Comment], topics: Sequence[Topic],
+                             stance_encoder: StanceEncoder = "minilm"
                              ) -> tuple[list[Stance], list[Reject]]:
     """A stance per comment and topic; if the classifier fails, one reject says why."""
     if not comments or not topics:
         return [], []
     started = time.perf_counter()
     try:
-        results = classify_stances([c.body for c in comments], topics)
+        results = classify_stances([c.body for c in comments], topics, stance_encoder)
     except Exception as exc:  # the run goes on without stances
         return [], [Reject(url="(comments)", source="*", stage="extract",
                            reason=f"stance: {type(exc).__name__}: {exc}"[:300])]
@@ -147,16 +148,16 @@ def _claims_job(articles: list[Article], entities: Sequence[Entity]
     return found, rejects, time.process_time() - started
 
 
-def _stance_job(bodies: list[str], topics: Sequence[Topic]
+def _stance_job(bodies: list[str], topics: Sequence[Topic], stance_encoder: StanceEncoder
                 ) -> tuple[list[list[tuple[StanceLabel, float]]], float]:
     started = time.process_time()
-    rows = classify_stances(bodies, topics)
+    rows = classify_stances(bodies, topics, stance_encoder)
     return rows, time.process_time() - started
 
 
 def analyse_batch(articles: Sequence[Article], comments: Sequence[Comment],
                   entities: Sequence[Entity], topics: Sequence[Topic], *, n_process: int = 1,
-                  min_parallel: int = MIN_PARALLEL
+                  min_parallel: int = MIN_PARALLEL, stance_encoder: StanceEncoder = "minilm"
                   ) -> tuple[list[Claim], list[Stance], list[Reject]]:
     """Claims of the articles and stances of the comments, with rejects for what failed.
 
@@ -168,7 +169,7 @@ def analyse_batch(articles: Sequence[Article], comments: Sequence[Comment],
     work = len(articles) + (len(comments) // 5 if topics else 0)  # ~5 comments an article
     if n_process <= 1 or work < min_parallel:
         claims, claim_rejects = extract_article_claims(articles, entities)
-        stances, stance_rejects = classify_comment_stances(comments, topics)
+        stances, stance_rejects = classify_comment_stances(comments, topics, stance_encoder)
         return claims, stances, [*claim_rejects, *stance_rejects]
     started = time.perf_counter()
     claim_parts = chunked(articles, CHUNK)
@@ -185,8 +186,8 @@ def analyse_batch(articles: Sequence[Article], comments: Sequence[Comment],
         with ProcessPoolExecutor(max_workers=n_process, mp_context=process_context(),
                                  initializer=_one_thread_per_worker) as pool:
             claim_jobs = [pool.submit(_claims_job, part, entities) for part in claim_parts]
-            stance_jobs = [pool.submit(_stance_job, [c.body for c in part], topics)
-                           for part in stance_parts]
+            stance_jobs = [pool.submit(_stance_job, [c.body for c in part], topics,
+                                       stance_encoder) for part in stance_parts]
             for claim_job in claim_jobs:
                 found, failed, seconds = claim_job.result()
                 drafts.extend(found)
@@ -207,7 +208,8 @@ def analyse_batch(articles: Sequence[Article], comments: Sequence[Comment],
                 cpu["stance_cpu_s"] += seconds
     except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on in here
         log.warning("analysis workers failed (%s); analysing in the flow process", exc)
-        return analyse_batch(articles, comments, entities, topics, n_process=1)
+        return analyse_batch(articles, comments, entities, topics, n_process=1,
+                             stance_encoder=stance_encoder)
     finally:
         gc.unfreeze()
     claims = _claims_of(articles, drafts)

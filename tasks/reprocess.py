@@ -98,7 +98,8 @@ def _one_source(db_path: Path | str, config: Config, name: str, source: Source |
         from tasks.analyse import classify_comment_stances, extract_article_claims
 
         claims, rejects = extract_article_claims(articles, config.entities)
-        stances, _ = classify_comment_stances(batch.comments, config.topics)
+        stances, _ = classify_comment_stances(batch.comments, config.topics,
+                                              config.performance.stance_encoder)
         failed_extract = {normalize_url(r.url) for r in rejects}
         # an article the extractor failed on keeps its old claims rather than losing them
         articles = [a for a in articles if normalize_url(a.url) not in failed_extract]

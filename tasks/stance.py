@@ -30,8 +30,8 @@ from typing import Literal, cast
 import numpy as np
 import numpy.typing as npt
 
-from schemas.config import Topic
-from tasks.stance_encoder import load_minilm
+from schemas.config import StanceEncoder, Topic
+from tasks.stance_encoder import OnnxMiniLM, load_distilled, load_minilm
 
 Label = Literal["favor", "against", "neutral"]
 LABELS: tuple[Label, ...] = ("favor", "against", "neutral")
@@ -135,18 +135,38 @@ def model_path(name: str) -> Path:
     return Path(str(resources.files("tasks"))) / "models" / name
 
 
-def head_path() -> Path:
-    return model_path("stance_head.npz")
+def head_path(encoder: StanceEncoder = "minilm") -> Path:
+    """The head trained on that encoder's embeddings (bench/train_stance.py)."""
+    return model_path("stance_head.npz" if encoder == "minilm" else
+                      f"stance_head_{encoder}.npz")
 
 
-@lru_cache(maxsize=1)
-def load_head() -> StanceHead:
-    return StanceHead(head_path())
+def gate_path(encoder: StanceEncoder = "minilm") -> Path:
+    """The relevance gate fitted on that encoder's lower layers (bench/train_stance_gate.py)."""
+    return model_path("stance_gate.npz" if encoder == "minilm" else
+                      f"stance_gate_{encoder}.npz")
 
 
-@lru_cache(maxsize=1)
-def load_gate() -> RelevanceGate:
-    return RelevanceGate(model_path("stance_gate.npz"))
+def load_encoder(encoder: StanceEncoder = "minilm") -> OnnxMiniLM:
+    return load_minilm() if encoder == "minilm" else load_distilled()
+
+
+def load_head(encoder: StanceEncoder = "minilm") -> StanceHead:
+    return _head(encoder)  # one cache key per encoder, however the argument is passed
+
+
+def load_gate(encoder: StanceEncoder = "minilm") -> RelevanceGate:
+    return _gate(encoder)
+
+
+@lru_cache(maxsize=2)
+def _head(encoder: StanceEncoder) -> StanceHead:
+    return StanceHead(head_path(encoder))
+
+
+@lru_cache(maxsize=2)
+def _gate(encoder: StanceEncoder) -> RelevanceGate:
+    return RelevanceGate(gate_path(encoder))
 
 
 def topic_text(topic: Topic) -> str:
@@ -155,12 +175,13 @@ def topic_text(topic: Topic) -> str:
 
 
 def classify_stances(
-    comments: Sequence[str], topics: Sequence[Topic]
+    comments: Sequence[str], topics: Sequence[Topic], model: StanceEncoder = "minilm"
 ) -> list[list[tuple[Label, float]]]:
-    """result[i][j] = (label, confidence in [0, 1]) of comment i toward topic j."""
+    """result[i][j] = (label, confidence in [0, 1]) of comment i toward topic j; `model`
+    picks the encoder (with its own head and gate)."""
     if not comments or not topics:
         return [[] for _ in comments]
-    encoder, head, gate = load_minilm(), load_head(), load_gate()
+    encoder, head, gate = load_encoder(model), load_head(model), load_gate(model)
     if gate.layers != encoder.split:
         raise RuntimeError(f"stance gate expects {gate.layers} lower layers, the encoder "
                            f"splits after {encoder.split}")

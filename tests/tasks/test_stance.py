@@ -11,7 +11,7 @@ import pytest
 
 from schemas.config import Topic
 from tasks import stance
-from tasks.stance_encoder import load_minilm
+from tasks.stance_encoder import load_distilled, load_minilm
 
 CHIPS = Topic(
     name="us-tech-controls",
@@ -210,6 +210,64 @@ def test_split_graphs_compose_to_the_whole_encoder() -> None:
         upper = make_session(build_graph(weights, split), threads=1).run(
             ["embedding"], {"hidden": state, "attention_mask": mask})[0]
         assert np.abs(upper - whole).max() < 1e-6
+
+
+def test_distilled_stance_encoder_points_where_minilm_points() -> None:
+    """The stance task's 3-layer encoder was trained to give the 6-layer model's vectors;
+    an adapter merged wrongly (or not at all) lands far from them."""
+    student, teacher = load_distilled(), load_minilm()
+    assert student.depth == 3 and teacher.depth == 6
+    texts = [*SAMPLE_COMMENTS, CHIPS.description, "I love football and long walks.",
+             "Nvidia's new GPUs sold out in a day.", "The tariffs will raise prices for "
+             "everyone, and China will simply build its own chips."]
+    s, t = student.encode(texts), teacher.encode(texts)
+    assert np.allclose(np.linalg.norm(s, axis=1), 1.0, atol=1e-5)
+    cosine = (s * t).sum(axis=1)
+    # measured on 778 held-out texts: mean 0.89, 5th percentile 0.81 (very short texts
+    # such as "lol no" fare worse)
+    assert cosine.mean() > 0.82 and cosine.min() > 0.7
+    # which texts are close to which is kept too
+    assert np.corrcoef((s @ s.T).ravel(), (t @ t.T).ravel())[0, 1] > 0.9
+    # the first three layers without the adapter are much further away
+    from tasks.stance_encoder import model_dir, padded, read_safetensors
+    from tasks.stance_onnx import build_graph, make_session
+
+    ids, mask = padded([e.ids for e in student.tokenizer.encode_batch(texts)])
+    plain = make_session(build_graph(read_safetensors(model_dir() / "model.safetensors"),
+                                     0, 3, depth=3), threads=1).run(
+        ["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+    assert (plain * t).sum(axis=1).mean() < cosine.mean() - 0.1
+
+
+def test_distilled_encoder_has_its_own_head_and_gate() -> None:
+    """`performance.stance_encoder: distilled` runs the 3-layer encoder with the head and
+    gate trained on its embeddings; the sample's comments still favor the topic."""
+    gate = stance.load_gate("distilled")
+    assert gate.layers == load_distilled().split and stance.load_head("distilled") is not (
+        stance.load_head())
+    fast = stance.classify_stances([*SAMPLE_COMMENTS, "I love football and long walks on "
+                                    "the beach."], [CHIPS], "distilled")
+    assert [row[0][0] for row in fast] == ["favor"] * 5 + ["neutral"]
+    slow = stance.classify_stances(SAMPLE_COMMENTS, [CHIPS])
+    assert [row[0][1] for row in fast[:5]] != [row[0][1] for row in slow]
+
+
+def test_distilled_encoder_graphs_compose_to_its_whole_graph() -> None:
+    """The gate's lower graph and the upper one with the projection are one model."""
+    from tasks.stance_encoder import STUDENT, apply_lora, model_dir, padded, read_safetensors
+    from tasks.stance_onnx import build_graph, make_session
+
+    with np.load(stance.model_path(STUDENT)) as saved:
+        weights = apply_lora(read_safetensors(model_dir() / "model.safetensors"),
+                             {k: saved[k] for k in saved.files if k != "layers"})
+    encoder = load_distilled()
+    ids, mask = padded([e.ids for e in encoder.tokenizer.encode_batch(
+        [SAMPLE_COMMENTS[0], "Chips.", "I love football and long walks on the beach."])])
+    whole = make_session(build_graph(weights, 0, 3, depth=3), threads=1).run(
+        ["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(encoder.encode([SAMPLE_COMMENTS[0], "Chips.",
+                                  "I love football and long walks on the beach."]) - whole
+                  ).max() < 1e-5
 
 
 def test_gated_encoding_runs_the_upper_layers_only_for_kept_rows() -> None:
