@@ -267,9 +267,9 @@ def export(model: Any) -> None:
 
 def check() -> int:
     """The shipped student, run by onnxruntime as the pipeline runs it, against the cache."""
-    from tasks.stance_encoder import load_stance_encoder
+    from tasks.stance_encoder import load_distilled
 
-    encoder = load_stance_encoder()
+    encoder = load_distilled()
     for name, texts in (("distil", corpus_texts()), ("arc", arc_comments())):
         with np.load(CACHE / f"{name}.npz") as data:
             target, held = data["teacher"], data["held"]

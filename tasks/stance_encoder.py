@@ -23,7 +23,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
@@ -186,17 +186,27 @@ LORA_TARGETS = {
 _NORMS = {"ln1": "attention.output.LayerNorm", "ln2": "output.LayerNorm"}
 
 
+def _in_layers(name: str, start: int, stop: int) -> bool:
+    """Is weight `name` used by a graph of layers start..stop-1? (Embeddings: start 0.)"""
+    if not name.startswith("encoder.layer."):
+        return start == 0
+    return start <= int(name.split(".")[2]) < stop
+
+
 def apply_lora(weights: Mapping[str, npt.NDArray[Any]],
                adapter: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
     """Base weights with an adapter merged in: W + B @ A for every `l<i>.<target>.A/B`
     pair (B already carries LoRA's alpha/r scale), replaced biases (`l<i>.<target>.bias`)
     and LayerNorm parameters (`l<i>.ln1/ln2.weight/bias`), and a pooled-state projection
     (`proj.weight/bias`, the distilled encoder's). Merging once at load makes the adapted
-    model cost exactly what the base model costs. The base dict is not modified."""
+    model cost exactly what the base model costs. The base dict is not modified; deltas
+    for layers it does not hold are skipped (a graph may be built from part of a model)."""
     out = dict(weights)
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
         for stem, name in LORA_TARGETS.items():
+            if p + name + ".weight" not in out:
+                continue
             if f"l{i}.{stem}.A" in adapter:
                 a = adapter[f"l{i}.{stem}.A"].astype(np.float32)
                 b = adapter[f"l{i}.{stem}.B"].astype(np.float32)
@@ -206,7 +216,7 @@ def apply_lora(weights: Mapping[str, npt.NDArray[Any]],
                 out[p + name + ".bias"] = adapter[f"l{i}.{stem}.bias"].astype(np.float32)
         for stem, name in _NORMS.items():
             for part in ("weight", "bias"):
-                if f"l{i}.{stem}.{part}" in adapter:
+                if f"l{i}.{stem}.{part}" in adapter and f"{p}{name}.{part}" in out:
                     out[f"{p}{name}.{part}"] = adapter[f"l{i}.{stem}.{part}"].astype(
                         np.float32)
     for part in ("weight", "bias"):
@@ -301,13 +311,6 @@ class OnnxMiniLM:
             with np.load(adapter) as saved:
                 deltas = {key: saved[key] for key in saved.files}
         self.depth = int(deltas.pop("layers", LAYERS))
-        used = {f"encoder.layer.{i}." for i in range(self.depth)}
-        weights = read_safetensors(  # the layers a shallower model leaves out are not read
-            directory / "model.safetensors",
-            lambda name: not name.startswith("encoder.layer.") or
-            ".".join(name.split(".")[:3]) + "." in used)
-        if deltas:
-            weights = apply_lora(weights, deltas)
         if not 0 < split < self.depth:
             raise ValueError(f"split must be in 1..{self.depth - 1}, not {split}")
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
@@ -318,9 +321,15 @@ class OnnxMiniLM:
         # single-threaded sessions run by `workers` threads at once (onnxruntime
         # releases the GIL): no per-operator thread barrier to stall when another process
         # takes a core, and measured as fast as one session with two threads when idle
-        self.lower = make_session(build_graph(weights, 0, split, depth=self.depth), threads=1)
-        self.upper = make_session(build_graph(weights, split, self.depth, depth=self.depth),
-                                  threads=1)
+        # each graph from only its own weights, read (and freed) in turn: the load peaks
+        # at the larger half instead of all 90 MB plus onnxruntime's copies of them
+        self.lower, self.upper = (
+            make_session(build_graph(
+                apply_lora(read_safetensors(directory / "model.safetensors",
+                                            partial(_in_layers, start=start, stop=stop)),
+                           deltas),
+                start, stop, depth=self.depth), threads=1)
+            for start, stop in ((0, split), (split, self.depth)))
 
     def encode(self, texts: Sequence[str]) -> F32:
         """Normalised mean-pooled embeddings, one row per text, in input order."""
