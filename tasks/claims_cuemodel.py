@@ -17,6 +17,7 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 from spacy.tokens import Token
 
@@ -121,10 +122,18 @@ _Model = tuple[dict[str, float], float, float]
 
 
 @lru_cache(maxsize=1)
-def _model(path: Path = MODEL_PATH) -> _Model:
-    if not path.exists():
+def _saved() -> dict[str, Any]:
+    """The shipped model file, parsed once (465 kB of JSON); {} when it is missing."""
+    if not MODEL_PATH.exists():
+        return {}
+    return cast(dict[str, Any], json.loads(MODEL_PATH.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def _model() -> _Model:
+    raw = _saved()
+    if not raw:
         return {}, -100.0, 1.0
-    raw = json.loads(path.read_text(encoding="utf-8"))
     return dict(raw["weights"]), float(raw["bias"]), float(raw["threshold"])
 
 
@@ -140,6 +149,7 @@ def use(weights: dict[str, float], bias: float, threshold: float,
 
 def reset() -> None:
     _override.clear()
+    _saved.cache_clear()
     _model.cache_clear()
     _lemmas.cache_clear()
     _keys.cache_clear()
@@ -164,18 +174,12 @@ def threshold() -> float:
 
 @lru_cache(maxsize=1)
 def _lemmas() -> frozenset[str]:
-    if not MODEL_PATH.exists():
-        return frozenset()
-    raw = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    return frozenset(raw.get("lemmas", []))
+    return frozenset(_saved().get("lemmas", []))
 
 
 @lru_cache(maxsize=1)
 def _keys() -> frozenset[str]:
-    if not MODEL_PATH.exists():
-        return frozenset()
-    raw = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    return frozenset(raw.get("keys", []))
+    return frozenset(_saved().get("keys", []))
 
 
 def live(key: str) -> bool:
