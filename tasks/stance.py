@@ -135,16 +135,20 @@ def model_path(name: str) -> Path:
     return Path(str(resources.files("tasks"))) / "models" / name
 
 
+def _fitted_to(stem: str, encoder: StanceEncoder) -> Path:
+    """A model file fitted to one encoder: `<stem>.npz` for MiniLM, else
+    `<stem>_<encoder>.npz`."""
+    return model_path(f"{stem}.npz" if encoder == "minilm" else f"{stem}_{encoder}.npz")
+
+
 def head_path(encoder: StanceEncoder = "minilm") -> Path:
     """The head trained on that encoder's embeddings (bench/train_stance.py)."""
-    return model_path("stance_head.npz" if encoder == "minilm" else
-                      f"stance_head_{encoder}.npz")
+    return _fitted_to("stance_head", encoder)
 
 
 def gate_path(encoder: StanceEncoder = "minilm") -> Path:
     """The relevance gate fitted on that encoder's lower layers (bench/train_stance_gate.py)."""
-    return model_path("stance_gate.npz" if encoder == "minilm" else
-                      f"stance_gate_{encoder}.npz")
+    return _fitted_to("stance_gate", encoder)
 
 
 def load_encoder(encoder: StanceEncoder = "minilm") -> OnnxMiniLM:

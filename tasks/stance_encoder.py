@@ -318,18 +318,21 @@ class OnnxMiniLM:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.workers = threads or encoder_threads()
         self.split = split
-        # single-threaded sessions run by `workers` threads at once (onnxruntime
-        # releases the GIL): no per-operator thread barrier to stall when another process
-        # takes a core, and measured as fast as one session with two threads when idle
-        # each graph from only its own weights, read (and freed) in turn: the load peaks
-        # at the larger half instead of all 90 MB plus onnxruntime's copies of them
-        self.lower, self.upper = (
-            make_session(build_graph(
-                apply_lora(read_safetensors(directory / "model.safetensors",
-                                            partial(_in_layers, start=start, stop=stop)),
-                           deltas),
-                start, stop, depth=self.depth), threads=1)
-            for start, stop in ((0, split), (split, self.depth)))
+        weights_file = directory / "model.safetensors"
+
+        def session(start: int, stop: int) -> Any:
+            # a graph from only its own weights, read here and dropped as soon as the graph
+            # holds its (transposed) copies, so no name keeps them: loading peaks at the
+            # larger half, not at all 90 MB plus onnxruntime's copies of them.
+            # Single-threaded: `workers` threads run it at once (onnxruntime releases the
+            # GIL), so no per-operator barrier stalls when another process takes a core
+            graph = build_graph(apply_lora(read_safetensors(
+                weights_file, partial(_in_layers, start=start, stop=stop)), deltas),
+                start, stop, depth=self.depth)
+            return make_session(graph, threads=1)
+
+        self.lower = session(0, split)
+        self.upper = session(split, self.depth)
 
     def encode(self, texts: Sequence[str]) -> F32:
         """Normalised mean-pooled embeddings, one row per text, in input order."""
