@@ -20,7 +20,10 @@ Two steps, because the pipeline's Python has no torch:
     /tmp/stv/bin/python bench/distill_stance_encoder.py --train   # writes the .npz
     python bench/distill_stance_encoder.py --check        # cosine via the ONNX student
 
-(/tmp/stv is the throwaway torch venv of bench/train_stance.py's docstring.) Then retrain
+(/tmp/stv is the throwaway torch venv of bench/train_stance.py's docstring.) Tried and not
+kept (docs/stance.md): `--teacher --augment` embeds 12,000 opinion-shaped texts
+(`stance_texts`), then `--train --augment --resume` carries the shipped student on for
+one epoch over them and the original texts. Then retrain
 what reads the student's embeddings: `python bench/train_stance.py` and
 `python bench/train_stance_gate.py`.
 """
@@ -33,6 +36,7 @@ import itertools
 import json
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,7 +53,9 @@ CACHE = Path("/tmp/policywatch-distill")  # tokens and teacher vectors; never co
 OUT = ROOT / "tasks" / "models" / "stance_student.npz"
 LAYERS, RANK, ALPHA = 3, 64, 64
 EPOCHS, LR, BATCH, SEED = 3, 1.5e-3, 32, 0
+RESUME_EPOCHS, RESUME_LR = 1, 5e-4
 HELD_OUT = 0.03
+AUGMENT = 12_000  # opinion-shaped texts (`--augment`, stance_texts)
 
 
 def corpus_texts() -> list[str]:
@@ -72,6 +78,50 @@ def corpus_texts() -> list[str]:
     return unique
 
 
+_AUX = re.compile(r"\b(should|must|will|would|can|could|is|are|was|were|has|have|does|do|"
+                  r"did)( not|n't)?\b")
+_OPINION = ("I agree that {s}", "I disagree that {s}", "It is wrong to claim that {s}",
+            "Exactly right: {s}", "Nonsense. {n}", "I do not believe that {s}",
+            "Of course {s}", "This is a mistake. {n}", "No. {n}", "Yes, {s}")
+
+
+def _negated(sentence: str) -> str | None:
+    """The sentence with its first auxiliary's negation flipped ("should" <-> "should
+    not"), or None when it has no auxiliary."""
+    m = _AUX.search(sentence)
+    if m is None:
+        return None
+    flipped = m.group(1) if m.group(2) else f"{m.group(1)} not"
+    return sentence[: m.start()] + flipped + sentence[m.end():]
+
+
+def stance_texts() -> list[str]:
+    """Opinion-shaped texts for `--augment`: PolNeAR train sentences that hold an
+    auxiliary, with their negation flipped and inside agree/disagree frames, so that the
+    student learns to copy what little the teacher tells apart between a claim, its
+    negation and a reply to it (the default's edge on "against" comments)."""
+    rng = random.Random(SEED + 1)
+    sentences: list[str] = []
+    with (CORPUS / "polnear" / "polnear_train.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            for sent in re.split(r"(?<=[.!?])\s+", json.loads(line)["text"]):
+                sent = sent.strip().strip('"“”')
+                if 40 <= len(sent) <= 220 and _AUX.search(sent):
+                    sentences.append(sent)
+    sentences = sorted(set(sentences))
+    rng.shuffle(sentences)
+    out: list[str] = []
+    for sent in sentences[:AUGMENT // 2]:
+        neg = _negated(sent)
+        if neg is None:
+            continue
+        out.append(neg)
+        frame = rng.choice(_OPINION)
+        low = sent[0].lower() + sent[1:]
+        out.append(frame.format(s=low, n=neg))
+    return sorted(set(out) - set(corpus_texts()))
+
+
 def held_out(text: str) -> bool:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) < HELD_OUT * 2**32
 
@@ -87,7 +137,10 @@ def teacher() -> int:
 
     encoder = OnnxMiniLM(threads=2)
     CACHE.mkdir(parents=True, exist_ok=True)
-    for name, texts in (("distil", corpus_texts()), ("arc", arc_comments())):
+    sets = [("distil", corpus_texts()), ("arc", arc_comments())]
+    if "--augment" in sys.argv:
+        sets = [("augment", stance_texts())]
+    for name, texts in sets:
         start = time.perf_counter()
         ids = [enc.ids for enc in encoder.tokenizer.encode_batch(texts)]
         vectors = encoder.encode(texts)
@@ -200,21 +253,30 @@ def train() -> int:
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     ids, target, held = _load("distil")
-    train_rows = [i for i in range(len(ids)) if not held[i]]
     test_rows = [i for i in range(len(ids)) if held[i]]
+    epochs, lr = EPOCHS, LR
+    if "--augment" in sys.argv:  # the augmented texts join the training ones
+        extra_ids, extra_target, extra_held = _load("augment")
+        ids = ids + extra_ids
+        target = np.concatenate([target, extra_target])
+        held = np.concatenate([held, extra_held])
+    train_rows = [i for i in range(len(ids)) if not held[i]]
     model = build_student()
+    if "--resume" in sys.argv:  # carry on from the shipped student
+        load_shipped(model)
+        epochs, lr = RESUME_EPOCHS, RESUME_LR
     params = [p for p in model.parameters() if p.requires_grad]
     print(f"{len(train_rows)} training texts, {len(test_rows)} held out; "
           f"{sum(p.numel() for p in params)} trainable parameters")
-    opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng = random.Random(SEED)
-    steps = EPOCHS * math.ceil(len(train_rows) / BATCH)
+    steps = epochs * math.ceil(len(train_rows) / BATCH)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 200) * max(0.0, 1 - s / steps))
     goal = torch.from_numpy(target)
     print(f"before: held-out cosine {_cosines(model, ids, target, test_rows[:500]).mean():.4f}")
     step, start = 0, time.perf_counter()
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         batches = _batches(ids, train_rows)
         rng.shuffle(batches)
         running = 0.0
@@ -241,6 +303,28 @@ def train() -> int:
     export(model)
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KB)")
     return 0
+
+
+def load_shipped(model: Any) -> None:
+    """Set the student's trainable parts from the shipped .npz (the inverse of export)."""
+    import torch
+
+    from tasks.stance_encoder import LORA_TARGETS
+
+    with np.load(OUT) as saved:
+        got = {k: torch.from_numpy(saved[k].astype(np.float32)) for k in saved.files}
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks):
+            for stem in LORA_TARGETS:
+                lin = getattr(block, stem)
+                lin.A.copy_(got[f"l{i}.{stem}.A"])
+                lin.B.copy_(got[f"l{i}.{stem}.B"] / (ALPHA / RANK))
+                lin.b.copy_(got[f"l{i}.{stem}.bias"])
+            for ln in ("ln1", "ln2"):
+                for part in ("weight", "bias"):
+                    getattr(getattr(block, ln), part).copy_(got[f"l{i}.{ln}.{part}"])
+        model.proj.weight.copy_(got["proj.weight"])
+        model.proj.bias.copy_(got["proj.bias"])
 
 
 def export(model: Any) -> None:
