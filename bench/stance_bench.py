@@ -12,6 +12,10 @@ distilled`) with its own head and gate; the default is the 6-layer MiniLM.
   stops are neutral; gate, centre and threshold fitted on each fold's training claims.
 - ARC, LoRA cross-encoder (only with --lora): the same 28 held-out claims, all their pairs,
   through the numpy path (`tasks.stance_cross`); the adapter was trained on the other 112.
+- Calibration of the score (the chosen label's probability): ECE, Brier score and a
+  reliability table, on ARC (5-fold by claim, the temperature and per-label score maps
+  fitted on inner folds of each fold's training claims; with the temperature alone too)
+  and on SemEval-2016 test (shipped head).
 - SemEval-2016 test tweets, trained on ARC only, each bare target turned into a position
   sentence (train_stance.SEMEVAL_TOPICS). F_avg = mean F1 of favor and against.
 - ARC with a dynamic-int8 encoder (only with --int8): cosine of its embeddings to the
@@ -27,6 +31,7 @@ Skips (exit 0) when ../shared/corpus is absent.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -43,7 +48,7 @@ import train_stance as ts
 import train_stance_gate as tg
 
 from schemas.config import Topic
-from tasks.stance import LABELS, classify_stances, load_gate, load_head
+from tasks.stance import LABELS, classify_stances, label_scores, load_gate, load_head
 from tasks.stance_cross import StanceCrossEncoder
 
 
@@ -61,6 +66,60 @@ def show(name: str, scores: dict[str, float]) -> None:
     print(f"{name}: macro-F1 {scores['macro']:.3f} | F1 favor {scores['favor']:.3f} "
           f"against {scores['against']:.3f} neutral {scores['neutral']:.3f} | "
           f"F_avg {scores['F_avg']:.3f}", flush=True)
+
+
+def nested_scores(x: np.ndarray, y: np.ndarray, groups: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(tempered probabilities, shipped scores) of each ARC pair as the head would give
+    them for a claim it never saw: per outer fold, the head is fitted on the other claims,
+    and its temperature and per-label score maps on their inner out-of-fold
+    probabilities, as bench/train_stance.py fits them."""
+    from sklearn.model_selection import GroupKFold
+
+    probs = np.zeros((len(y), len(LABELS)))
+    scores = np.zeros(len(y))
+    group_arr = np.asarray(groups)
+    for train, test in GroupKFold(ts.FOLDS).split(x, y, group_arr):
+        inner = ts.out_of_fold(x[train], y[train], list(group_arr[train]))
+        temperature = ts.fit_temperature(inner, y[train])
+        a, b = ts.fit_label_scores(ts.tempered(inner, temperature), y[train])
+        probs[test] = ts.tempered(ts.fit(x[train], y[train]).predict_proba(x[test]),
+                                  temperature)
+        scores[test] = label_scores(probs[test], probs[test].argmax(axis=1), a, b)
+    return probs, scores
+
+
+BINS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+
+
+def calibration(name: str, probs: np.ndarray, y: np.ndarray,
+                score: np.ndarray | None = None) -> None:
+    """Is a score of 0.7 right 70% of the time? `score` is the shipped score of each
+    pair's chosen label (default: its probability). Prints the expected calibration error
+    (ECE: the gap between mean score and accuracy, averaged over score bins weighted by
+    their size), the Brier score of the three probabilities, the reliability table, and
+    mean score against accuracy for each chosen label."""
+    score = probs.max(axis=1) if score is None else score
+    right = probs.argmax(axis=1) == y
+    ece = 0.0
+    rows = []
+    for lo, hi in itertools.pairwise(BINS):
+        inside = (score >= lo) & (score < hi)
+        if inside.any():
+            gap = abs(float(score[inside].mean()) - float(right[inside].mean()))
+            ece += gap * inside.mean()
+            rows.append(f"[{lo:.1f}, {min(hi, 1.0):.1f}) {inside.sum()} pairs, mean score "
+                        f"{score[inside].mean():.3f}, right {right[inside].mean():.3f}")
+    brier = float(((probs - np.eye(len(LABELS))[y]) ** 2).sum(axis=1).mean())
+    print(f"{name}: ECE {ece:.3f}, Brier {brier:.3f}, mean score {score.mean():.3f}, "
+          f"accuracy {right.mean():.3f}")
+    for row in rows:
+        print(f"  {row}")
+    pred = probs.argmax(axis=1)
+    print("  by the chosen label: " + "; ".join(
+        f"{label} {int((pred == k).sum())} pairs, mean score {score[pred == k].mean():.3f}, "
+        f"right {right[pred == k].mean():.3f}" for k, label in enumerate(LABELS)
+        if (pred == k).any()))
 
 
 def cross_predict(model: StanceCrossEncoder, pairs: list[ts.Pair]) -> np.ndarray:
@@ -85,6 +144,11 @@ def main() -> int:
     probs = ts.out_of_fold(x, y, [p.group for p in arc])
     show(f"ARC {ts.FOLDS}-fold by claim, embedding head, no gate",
          f1_table(y, probs.argmax(axis=1)))
+    tempered, scores = nested_scores(x, y, [p.group for p in arc])
+    calibration(f"ARC {ts.FOLDS}-fold by claim, temperature only (fitted on inner folds)",
+                tempered, y)
+    calibration(f"ARC {ts.FOLDS}-fold by claim, shipped scores (temperature + per-label "
+                f"maps, fitted on inner folds)", tempered, y, scores)
     # the cascade: pairs the relevance gate stops are neutral (gate, centre and threshold
     # chosen on the training claims of each fold only)
     topics_lower, comments_lower, related = tg.lower_vectors(arc)
@@ -105,8 +169,11 @@ def main() -> int:
     sem = ts.semeval_pairs("test")
     ys = np.array([LABELS.index(p.label) for p in sem])
     xs, _ = ts.featurize(sem)
-    pred = load_head(ts.ENCODER).probabilities(xs.astype(np.float32)).argmax(axis=1)
+    shipped = load_head(ts.ENCODER)
+    sem_probs = shipped.probabilities(xs.astype(np.float32))
+    pred, sem_scores = shipped.label_scores(sem_probs)
     show("SemEval-2016 test, embedding head (trained on ARC only)", f1_table(ys, pred))
+    calibration("SemEval-2016 test, shipped head's scores", sem_probs, ys, sem_scores)
     for target in ts.SEMEVAL_TOPICS:
         idx = [i for i, p in enumerate(sem) if p.group == target]
         print(f"  {target:9s} F_avg {f1_table(ys[idx], pred[idx])['F_avg']:.3f}")

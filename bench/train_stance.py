@@ -8,6 +8,10 @@ stays an out-of-domain check in bench/stance_bench.py.
 
     python bench/train_stance.py          # deterministic: lbfgs, fixed GroupKFold
 
+The softmax temperature and the per-label score maps (`tasks.stance.label_scores`) are
+fitted on 5-fold out-of-fold probabilities (GroupKFold by claim), so they calibrate the
+score for claims the head never saw.
+
 **LoRA cross-encoder** (writes `tasks/models/stance_lora.npz` for tasks/stance_cross.py).
 Not shipped: on the held-out claims it scored below the embedding head (docs/stance.md).
 Needs torch, which the pipeline itself never imports; train in a throwaway venv:
@@ -81,6 +85,7 @@ SEMEVAL_TOPICS = {
 }
 C_REG = 0.01
 FOLDS = 5
+MIN_SCORE_ROWS = 50  # held-out pairs a label needs before its score map is fitted
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,37 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
         if loss < best:
             best, best_t = loss, float(t)
     return round(best_t, 2)
+
+
+def fit_label_scores(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per chosen label k, a logistic map from logit(top probability) to P(label right),
+    fitted on held-out probabilities (`tasks.stance.label_scores` applies it). The slope is
+    kept >= 0 so the score never falls as the probability rises; a label chosen fewer
+    than MIN_SCORE_ROWS times keeps the identity map."""
+    from sklearn.linear_model import LogisticRegression
+
+    a, b = np.ones(len(LABELS)), np.zeros(len(LABELS))
+    chosen = probs.argmax(axis=1)
+    for k in range(len(LABELS)):
+        rows = chosen == k
+        right = y[rows] == k
+        if rows.sum() < MIN_SCORE_ROWS or right.all() or not right.any():
+            continue
+        top = np.clip(probs[rows, k], 1e-6, 1 - 1e-6)
+        feature = np.log(top / (1 - top))[:, None]
+        lr = LogisticRegression(C=100.0).fit(feature, right)
+        a[k], b[k] = max(float(lr.coef_[0, 0]), 0.0), float(lr.intercept_[0])
+        if a[k] == 0.0:  # the probability tells nothing here: the label's accuracy
+            b[k] = float(np.log(right.mean() / (1 - right.mean())))
+    return a.round(4), b.round(4)
+
+
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities with the softmax temperature applied, as `StanceHead` applies it."""
+    z = np.log(np.clip(probs, 1e-9, 1.0)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 # ---- LoRA cross-encoder (torch; imported lazily, only here) ----
@@ -469,17 +505,21 @@ def main() -> int:
         return train_lora(use_all="--all" in sys.argv)
     pairs = arc_pairs()
     x, y = featurize(pairs)
-    temperature = fit_temperature(out_of_fold(x, y, [p.group for p in pairs]), y)
+    held = out_of_fold(x, y, [p.group for p in pairs])
+    temperature = fit_temperature(held, y)
+    score_a, score_b = fit_label_scores(tempered(held, temperature), y)
     model = fit(x, y)
     scaler, clf = model[0], model[-1]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         OUT, mean=scaler.mean_.astype(np.float32), scale=scaler.scale_.astype(np.float32),
         coef=clf.coef_.astype(np.float32), intercept=clf.intercept_.astype(np.float32),
-        temperature=np.float32(temperature),
+        temperature=np.float32(temperature), score_a=score_a.astype(np.float32),
+        score_b=score_b.astype(np.float32),
     )
     print(f"trained on {len(pairs)} ARC pairs ({len({p.group for p in pairs})} claims); "
-          f"temperature {temperature}; wrote {OUT.relative_to(ROOT)} "
+          f"temperature {temperature}; label score maps a {score_a.tolist()} b "
+          f"{score_b.tolist()}; wrote {OUT.relative_to(ROOT)} "
           f"({OUT.stat().st_size // 1024} KB)")
     return 0
 

@@ -5,8 +5,8 @@ Each comment and each topic's position sentence is embedded with all-MiniLM-L6-v
 [t*c, |t-c|, cos(t, c)] plus a few cue counts of the comment (negation, contrast,
 approval, disapproval words), and a multinomial logistic regression trained on ARC debate
 comments with held-out claims (`bench/train_stance.py`) scores the three labels. The head's
-weights ship in `tasks/models/stance_head.npz`; the softmax is temperature-calibrated, and
-the score is the probability of the chosen label.
+weights ship in `tasks/models/stance_head.npz`; the label is the most probable one and its
+score the probability that it is right, calibrated per label (`StanceHead`).
 
 Features never name a topic, so topics the model never saw work the same way; a comment
 that does not address the topic has a low cosine and comes out neutral.
@@ -68,7 +68,14 @@ def pair_features(topic: F32, comments: F32, cues: F32) -> F32:
 
 
 class StanceHead:
-    """Standardise, linear layer, temperature softmax: the shipped classifier."""
+    """Standardise, linear layer, temperature softmax: the shipped classifier.
+
+    The label is the most probable one. Its score is the probability that the label is
+    right, calibrated per label: one temperature left the side labels overconfident on
+    unseen claims (a `favor` scored 0.60 on average was right 35% of the time) and
+    `neutral` underconfident, so a logistic map of the softmax's top probability, one per
+    label (`score_a`, `score_b`; bench/train_stance.py), turns it into the score. The maps
+    are increasing, so within a label a higher probability still means a higher score."""
 
     def __init__(self, path: Path) -> None:
         with np.load(path) as data:
@@ -77,6 +84,11 @@ class StanceHead:
             self.coef = data["coef"].astype(np.float32)  # (3, n_features), rows = LABELS
             self.intercept = data["intercept"].astype(np.float32)
             self.temperature = float(data["temperature"])
+            # identity maps (score = top probability) for a head saved without them
+            self.score_a = (data["score_a"].astype(np.float32) if "score_a" in data.files
+                            else np.ones(len(LABELS), dtype=np.float32))
+            self.score_b = (data["score_b"].astype(np.float32) if "score_b" in data.files
+                            else np.zeros(len(LABELS), dtype=np.float32))
 
     def probabilities(self, features: F32) -> F32:
         logits = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
@@ -84,6 +96,19 @@ class StanceHead:
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return cast(F32, (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32))
+
+    def label_scores(self, probs: F32) -> tuple[npt.NDArray[np.int64], F32]:
+        """(label index, calibrated score) of each row of `probabilities`."""
+        labels = probs.argmax(axis=1)
+        return labels, label_scores(probs, labels, self.score_a, self.score_b)
+
+
+def label_scores(probs: npt.NDArray[np.floating], labels: npt.NDArray[np.int64],
+                 a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> F32:
+    """sigmoid(a[label] * logit(top probability) + b[label]) for each row."""
+    top = np.clip(probs[np.arange(len(labels)), labels], 1e-6, 1 - 1e-6)
+    z = a[labels] * np.log(top / (1 - top)) + b[labels]
+    return cast(F32, (1.0 / (1.0 + np.exp(-z))).astype(np.float32))
 
 
 def gate_features(topic: F32, comments: F32, center: F32) -> F32:
@@ -200,25 +225,24 @@ def classify_stances(
     embedded, lower, _ = encoder.encode_gated(unique, needs_full)
     relevant = gate.relevant(topic_lower, lower)
     cues = np.stack([cue_features(t) for t in unique]) if unique else np.zeros((0, 4))
-    # probs[j]: (len(unique), 3) for topic j; pairs the gate stops are neutral
-    probs = []
+    # per topic j: label index and score of each distinct comment; pairs the gate stops
+    # are neutral with the gate's measured exit score
+    labels, scores = [], []
     for j, vec in enumerate(topic_vecs):
-        p = np.tile(np.array([(1 - gate.exit_score) / 2, (1 - gate.exit_score) / 2,
-                              gate.exit_score], dtype=np.float32), (len(unique), 1))
+        label = np.full(len(unique), LABELS.index("neutral"), dtype=np.int64)
+        score = np.full(len(unique), gate.exit_score, dtype=np.float32)
         on = relevant[:, j]
         if on.any():
-            p[on] = head.probabilities(pair_features(vec, embedded[on],
-                                                     cues[on].astype(np.float32)))
-        probs.append(p)
+            label[on], score[on] = head.label_scores(head.probabilities(
+                pair_features(vec, embedded[on], cues[on].astype(np.float32))))
+        labels.append(label)
+        scores.append(score)
     result: list[list[tuple[Label, float]]] = []
     for text in texts:
         if not text:  # an empty comment addresses nothing
             result.append([("neutral", 1.0)] * len(topics))
             continue
         row = rows[text]
-        pairs: list[tuple[Label, float]] = []
-        for j in range(len(topics)):
-            k = int(np.argmax(probs[j][row]))
-            pairs.append((LABELS[k], round(float(probs[j][row, k]), 4)))
-        result.append(pairs)
+        result.append([(LABELS[int(labels[j][row])], round(float(scores[j][row]), 4))
+                       for j in range(len(topics))])
     return result

@@ -75,6 +75,41 @@ def test_shape_labels_and_scores() -> None:
     assert stance.classify_stances(["text"], []) == [[]]
 
 
+def test_label_score_maps() -> None:
+    probs = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]],
+                     dtype=np.float32)
+    labels = probs.argmax(axis=1)
+    # the identity map gives the top probability back
+    same = stance.label_scores(probs, labels, np.ones(3), np.zeros(3))
+    assert np.allclose(same, [0.7, 0.5, 0.8, 0.9], atol=1e-6)
+    # a map per label: favor pulled down, neutral left alone
+    a, b = np.array([0.5, 1.0, 1.0]), np.array([-1.0, 0.0, 0.0])
+    got = stance.label_scores(probs, labels, a, b)
+    expected_favor = 1 / (1 + np.exp(-(0.5 * np.log(0.7 / 0.3) - 1.0)))
+    assert got[0] == pytest.approx(expected_favor, abs=1e-6)
+    assert got[2] == pytest.approx(0.8, abs=1e-6)
+    assert got[3] > got[0]  # increasing within a label
+
+
+def test_scores_are_the_heads_calibrated_maps() -> None:
+    """The shipped score is the per-label map of the head's top probability, not the raw
+    probability: on unseen ARC claims the raw one overstated favor/against
+    (docs/stance.md)."""
+    head = stance.load_head()
+    assert (head.score_a >= 0).all()
+    assert not np.allclose(head.score_b, 0)  # fitted maps, not the identity
+    comments = SAMPLE_COMMENTS[:3]
+    result = stance.classify_stances(comments, [CHIPS])
+    encoder = stance.load_encoder()
+    vectors = encoder.encode([stance.topic_text(CHIPS), *comments])
+    cues = np.stack([stance.cue_features(c) for c in comments])
+    probs = head.probabilities(stance.pair_features(vectors[0], vectors[1:], cues))
+    labels, scores = head.label_scores(probs)
+    assert [r[0] for r in result] == [(stance.LABELS[k], round(float(v), 4))
+                                      for k, v in zip(labels, scores, strict=True)]
+    assert not np.allclose(scores, probs.max(axis=1), atol=1e-3)
+
+
 def test_duplicate_comments_get_identical_results() -> None:
     result = stance.classify_stances([SAMPLE_COMMENTS[0], SAMPLE_COMMENTS[0]], [CHIPS])
     assert result[0] == result[1]
