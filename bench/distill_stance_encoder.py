@@ -23,7 +23,8 @@ Two steps, because the pipeline's Python has no torch:
 (/tmp/stv is the throwaway torch venv of bench/train_stance.py's docstring.) Tried and not
 kept (docs/stance.md): `--teacher --augment` embeds 12,000 opinion-shaped texts
 (`stance_texts`), then `--train --augment --resume` carries the shipped student on for
-one epoch over them and the original texts. Then retrain
+one epoch over them and the original texts; `--train --resume --pairs` adds a loss on the
+batch's pairwise cosines. Then retrain
 what reads the student's embeddings: `python bench/train_stance.py` and
 `python bench/train_stance_gate.py`.
 """
@@ -55,6 +56,7 @@ LAYERS, RANK, ALPHA = 3, 64, 64
 EPOCHS, LR, BATCH, SEED = 3, 1.5e-3, 32, 0
 RESUME_EPOCHS, RESUME_LR = 1, 5e-4
 HELD_OUT = 0.03
+PAIRS, PAIR_WEIGHT = "--pairs", 5.0  # tried: in-batch pairwise-cosine loss
 AUGMENT = 12_000  # opinion-shaped texts (`--augment`, stance_texts)
 
 
@@ -282,7 +284,11 @@ def train() -> int:
         running = 0.0
         for batch in batches:
             tok, mask = _tensors(ids, batch)
-            loss = (1 - (model(tok, mask) * goal[batch]).sum(1)).mean()
+            got = model(tok, mask)
+            loss = (1 - (got * goal[batch]).sum(1)).mean()
+            if PAIRS in sys.argv:  # relational: the batch's pairwise cosines, as the teacher's
+                want = goal[batch] @ goal[batch].T
+                loss = loss + PAIR_WEIGHT * ((got @ got.T - want) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
