@@ -56,6 +56,7 @@ from tasks.stance import (  # noqa: E402
     head_path,
     load_encoder,
     pair_features,
+    tempered_softmax,
 )
 from tasks.stance_encoder import MAX_TOKENS, OnnxMiniLM  # noqa: E402
 
@@ -213,10 +214,8 @@ def fit_label_scores(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
 
 def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities with the softmax temperature applied, as `StanceHead` applies it."""
-    z = np.log(np.clip(probs, 1e-9, 1.0)) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
+    return np.asarray(tempered_softmax(np.log(np.clip(probs, 1e-9, 1.0)), temperature),
+                      dtype=np.float64)
 
 
 # ---- LoRA cross-encoder (torch; imported lazily, only here) ----

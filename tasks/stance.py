@@ -92,15 +92,20 @@ class StanceHead:
 
     def probabilities(self, features: F32) -> F32:
         logits = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
-        logits /= self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return cast(F32, (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32))
+        return tempered_softmax(logits, self.temperature)
 
     def label_scores(self, probs: F32) -> tuple[npt.NDArray[np.int64], F32]:
         """(label index, calibrated score) of each row of `probabilities`."""
         labels = probs.argmax(axis=1)
         return labels, label_scores(probs, labels, self.score_a, self.score_b)
+
+
+def tempered_softmax(logits: npt.NDArray[np.floating], temperature: float) -> F32:
+    """Row-wise softmax of logits / temperature."""
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(z)
+    return cast(F32, (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32))
 
 
 def label_scores(probs: npt.NDArray[np.floating], labels: npt.NDArray[np.int64],
