@@ -6,16 +6,18 @@ traceback for something the user can fix.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,7 +188,7 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
     config = load_config(config_path)
     target = db or config.database
     with run_lock(target, wait_s=wait_s):
-        with open_for_write(target, wait_s=10):
+        with open_for_write(target, wait_s=wait_s):
             pass
         from flows.nightly import nightly
 
@@ -238,20 +240,61 @@ def demo(db: Path, verbose: bool) -> None:
 # -- sql -----------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+def iso_duration(span: timedelta) -> str:
+    """A time span in ISO 8601: "P1DT2H3M4.5S", "PT0S"; a negative one with a leading "-"."""
+    sign, span = ("-", -span) if span < timedelta(0) else ("", span)
+    minutes, seconds = divmod(span.seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    clock = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n)
+    if span.microseconds:
+        clock += f"{seconds}.{span.microseconds:06d}".rstrip("0") + "S"
+    elif seconds or not (span.days or clock):
+        clock += f"{seconds}S"
+    return f"{sign}P{f'{span.days}D' if span.days else ''}{'T' + clock if clock else ''}"
+
+
+def _json_value(value: Any) -> Any:
+    """Any value DuckDB returns as something `json.dumps` writes as valid JSON."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None  # NaN and infinity are not JSON
+    if isinstance(value, datetime | date | time):  # an aware one keeps its offset
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return iso_duration(value)
     if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
+        return float(value) if value.is_finite() else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):  # BLOB: base64 (RFC 4648)
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):  # STRUCT and MAP; JSON keys are strings
+        return {_json_key(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):  # LIST, ARRAY
+        return [_json_value(item) for item in value]
+    return str(value)  # UUID and anything else
+
+
+def _json_key(key: Any) -> str:
+    key = _json_value(key)
+    return key if isinstance(key, str) else json.dumps(key, ensure_ascii=False)
+
+
+def _cell(value: Any) -> Any:
+    """A value for the csv and table formats."""
+    if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
-    return value
+    if isinstance(value, dict | list | tuple):  # STRUCT, MAP, LIST, ARRAY: compact JSON
+        return json.dumps(_json_value(value), ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, float | None):
+        return value
+    return _json_value(value)
 
 
 def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([dict(zip(columns, map(_cell, row), strict=True)) for row in rows],
-                          ensure_ascii=False, indent=2)
+        return json.dumps(
+            [dict(zip(columns, map(_json_value, row), strict=True)) for row in rows],
+            ensure_ascii=False, indent=2, allow_nan=False)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

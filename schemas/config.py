@@ -6,12 +6,15 @@ and, where the YAML gives it, the line: "sources[1].feed (line 7): ...".
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
@@ -31,6 +34,16 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# A key written with nothing after it (`aliases:`, `alerts:`) is YAML null: for a list it
+# means empty, for a section its defaults (the `_none_is_*` validators below).
+def _empty_list(value: Any) -> Any:
+    return () if value is None else value
+
+
+def _empty_section(value: Any) -> Any:
+    return {} if value is None else value
 
 
 class CommentSelectors(_Strict):
@@ -66,6 +79,11 @@ class Source(_Strict):
     comments_api: CommentEndpoint | None = None
     max_items: int = Field(default=200, ge=1)
 
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return _empty_list(value)
+
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
@@ -85,6 +103,11 @@ class Entity(_Strict):
     aliases: tuple[str, ...] = ()
     kind: EntityKind = "other"
     tracked: bool = False
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return _empty_list(value)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -124,6 +147,11 @@ class AlertRule(_Strict):
     channels: tuple[ChannelUrl, ...] = ()  # empty: alerts.channels
     mode: AlertMode | None = None  # empty: alerts.mode
 
+    @field_validator("entities", "speakers", "topics", "channels", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return _empty_list(value)
+
 
 class Alerts(_Strict):
     channels: tuple[ChannelUrl, ...] = ()
@@ -131,6 +159,11 @@ class Alerts(_Strict):
     max_attempts: int = Field(default=10, ge=1, le=100)  # tries in all, across runs
     rules: tuple[AlertRule, ...] = ()
     feeds_dir: Path | None = None  # Atom feeds per tracked entity; default: beside the database
+
+    @field_validator("channels", "rules", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return _empty_list(value)
 
 
 class Crawl(_Strict):
@@ -192,7 +225,38 @@ class Config(_Strict):
     @field_validator("sources", "entities", "topics", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
-        return () if value is None else value
+        return _empty_list(value)
+
+    @field_validator("alerts", "crawl", "performance", "runner", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        return _empty_section(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        # croniter is what Prefect's CronSchedule checks with (it vendors a copy); importing
+        # prefect here would freeze its settings before `serve` sets PREFECT_API_URL
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron string, such as '0 2 * * *'")
+        # as Prefect's CronSchedule: croniter's random (R) and hashed (H) fields are refused
+        if any(field.casefold() in ("r", "h") for field in value.split()):
+            raise ValueError(f"{value!r}: random (R) and hashed (H) fields are not supported")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            known = False
+        else:  # Prefect's schedules also want it among the listed IANA names
+            known = value in _timezones()
+        if not known:
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "'Europe/Berlin' or 'UTC'")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -239,6 +303,11 @@ class Config(_Strict):
         )
 
 
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 class _DuplicateName(ValueError):
     def __init__(self, key: str, index: int, name: str, first: int) -> None:
         super().__init__(f"duplicate name {name!r} (first used by {key}[{first}])")
@@ -255,10 +324,50 @@ class _BadReference(ValueError):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers the line of every mapping key and sequence item."""
+    """A SafeLoader that remembers the line of every mapping key and sequence item, and
+    refuses a key repeated in one mapping (PyYAML would keep the last one silently)."""
+
+    paths: dict[int, tuple[str | int, ...]]
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        # where each node sits in the document, for naming the key of a duplicate
+        self.paths = {}
+        stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(node, ())]
+        while stack:
+            current, path = stack.pop()
+            if id(current) in self.paths:  # an alias: named by its first place
+                continue
+            self.paths[id(current)] = path
+            if isinstance(current, yaml.MappingNode):
+                stack.extend((value, (*path, key.value)) for key, value in current.value
+                             if isinstance(key, yaml.ScalarNode))
+            elif isinstance(current, yaml.SequenceNode):
+                stack.extend((child, (*path, index)) for index, child in enumerate(current.value))
+        return super().construct_document(node)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, loc: tuple[str | int, ...], line: int, first: int) -> None:
+        super().__init__(f"{_dotted(loc)} (line {line}): duplicate key; first at line {first}")
+        self.loc, self.line, self.first = loc, line, first
+
+
+def _refuse_duplicate_keys(loader: _LineLoader, node: yaml.MappingNode) -> None:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        # keys merged in with `<<: *anchor` may be overridden; only written keys count
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            where = loader.paths.get(id(node), ())
+            raise _DuplicateKey((*where, key_node.value), line, seen[key])
+        seen[key] = line
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    _refuse_duplicate_keys(loader, node)
     mapping = loader.construct_mapping(node, deep=True)
     lines = {
         key_node.value: key_node.start_mark.line + 1
@@ -316,6 +425,8 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
     """Validate YAML text as a `Config`; relative paths resolve against `base_dir`."""
     try:
         data = yaml.load(text, Loader=_LineLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -14,7 +14,7 @@ from prefect import task
 from schemas.config import AlertRule, Topic
 from schemas.models import Claim, PlannedAlert
 from tasks.ids import alert_id_for, text_key
-from tasks.notify import mask_channel
+from tasks.notify import rule_channel_labels
 
 
 def _speaker_matches(claim: Claim, speakers: Sequence[str]) -> bool:
@@ -48,6 +48,7 @@ def plan_alerts(claims: Sequence[Claim], rules: Sequence[AlertRule],
     wanted = {name for rule in rules for name in rule.topics}
     similarity = topic_similarities(claims, [t for t in topics if t.name in wanted])
     planned: dict[str, PlannedAlert] = {}
+    labels = rule_channel_labels(rules)
     for claim in claims:
         for rule in rules:
             if not _speaker_matches(claim, rule.speakers):
@@ -59,7 +60,7 @@ def plan_alerts(claims: Sequence[Claim], rules: Sequence[AlertRule],
                 if entity not in rule.entities:
                     continue
                 for channel in rule.channels:
-                    masked = mask_channel(channel)
+                    masked = labels[channel]
                     alert_id = alert_id_for(claim.claim_key, entity, masked, rule.name)
                     planned.setdefault(alert_id, PlannedAlert(
                         alert_id=alert_id, claim_id=claim.claim_id, claim_key=claim.claim_key,

@@ -52,6 +52,9 @@ def load_nlp() -> Language:
     nlp.add_pipe("policywatch_fast_attributes", after="lemmatizer")
     nlp.disable_pipe("attribute_ruler")
     nlp.disable_pipe("lemmatizer")
+    # spaCy refuses texts over 1M characters to bound the parser's memory; here the parser
+    # only ever sees single sentences (tasks.claims_parse), so a huge body is just tokens
+    nlp.max_length = 50_000_000
     return nlp
 
 

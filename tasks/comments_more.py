@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlsplit
 
 from lxml import html as lxml_html
 
@@ -21,6 +21,7 @@ from schemas.config import CommentEndpoint, Crawl, Source
 from schemas.errors import ParseError
 from schemas.models import Comment, FetchRequest, FetchResult, ParsedComment, Reject
 from tasks.fetch import HTML_TYPES, fetch_many
+from tasks.ids import join_url
 from tasks.pages import comment_records
 from tasks.parse import parse_page
 from tasks.parse_comments import comment_time
@@ -34,6 +35,8 @@ class MoreComments:
     comments: list[Comment] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     fetches: list[FetchResult] = field(default_factory=list)
+    # article id -> why some of its comments could not be read: its page is offered again
+    incomplete: dict[str, str] = field(default_factory=dict)
 
 
 def comment_page_links(html: bytes | str, url: str) -> list[str]:
@@ -53,7 +56,10 @@ def comment_page_links(html: bytes | str, url: str) -> list[str]:
         paged = "comment-page-" in href or "cpage=" in href
         if not (paged or (inside_comments and "next" in (anchor.get("rel") or "").split())):
             continue
-        target = urljoin(url, href).split("#", 1)[0]
+        joined = join_url(url, href)
+        if joined is None:
+            continue  # a malformed link: skipped, it never fails the article
+        target = joined.split("#", 1)[0]
         parts = urlsplit(target)
         if parts.netloc == here.netloc and target != url.split("#", 1)[0] \
                 and target not in found:
@@ -121,6 +127,7 @@ def fetch_more_comments(pages: Sequence[tuple[str, str, str | None, bytes]], sou
         except ParseError as exc:
             out.rejects.append(Reject(url=link, source=source.name, stage="parse",
                                       reason=f"comment page: {exc}"))
+            out.incomplete.setdefault(article_id, f"comment page {link}: {exc}")
             continue
         out.comments.extend(comment_records(page.comments, article_id))
     if source.comments_api is not None:
@@ -150,3 +157,5 @@ def _fetched(out: MoreComments, targets: Sequence[tuple[str, str]], source: Sour
         else:
             out.rejects.append(Reject(url=url, source=source.name, stage="fetch",
                                       reason=f"{what}: {result.error}"))
+            if result.status not in (404, 410):  # gone for good: nothing to come back for
+                out.incomplete.setdefault(article_id, f"{what} {url}: {result.error}")

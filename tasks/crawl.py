@@ -28,12 +28,12 @@ from pathlib import Path
 from prefect import task
 
 from schemas.config import Crawl, Source
-from schemas.models import Article, FetchRequest
+from schemas.models import Article, Comment, FetchRequest
 from tasks.comments_more import fetch_more_comments
 from tasks.dedupe import Fingerprint, NearDuplicateIndex, bands, signature, title_key
 from tasks.discover import Listing, discover_source
 from tasks.fetch import fetch_many
-from tasks.ids import normalize_url
+from tasks.ids import normalize_url, text_key
 from tasks.load import (
     PageState,
     fault_point,
@@ -44,6 +44,7 @@ from tasks.load import (
     read_page_states,
     read_signed_articles,
     read_similar_signatures,
+    read_stored_comments,
     record_duplicates,
     record_listings,
     record_signatures,
@@ -122,6 +123,14 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
     merge_duplicates(batch, db_path, states)
     more = fetch_more_comments(_fetched_pages(batch), source, crawl, datetime.now(UTC))
     batch.comments.extend(more.comments)
+    for outcome in batch.outcomes:
+        # a page whose comment pages failed is stored as failed, so the next run fetches it
+        # in full and follows its comment pages again (a 304 or the revisit policy would not)
+        reason = more.incomplete.get(outcome.article_id or "")
+        if reason is not None and outcome.error is None:
+            outcome.error = f"comments incomplete: {reason}"
+    batch.comments = adopt_stored_comments(
+        batch.comments, read_stored_comments(db_path, {c.article_id for c in batch.comments}))
     batch.rejects[:0] = discovery.rejects
     batch.rejects.extend(more.rejects)
     batch.fetch_log = [*discovery.fetches, *fetches, *more.fetches]
@@ -224,6 +233,46 @@ def apply_merges(batch: PageBatch, remap: Mapping[str, str]) -> None:
     for outcome in batch.outcomes:
         if outcome.article_id is not None and outcome.article_id in remap:
             outcome.article_id = remap[outcome.article_id]
+
+
+def adopt_stored_comments(comments: list[Comment],
+                          stored: Sequence[tuple[str, str, str | None, str, datetime | None]]
+                          ) -> list[Comment]:
+    """Give a comment already stored under another id the stored id, so it is not stored twice.
+
+    A comment's id comes from its article's id, so the same comment gets a new id when its
+    article is found at a new address (http to https, a new domain) and merged into the
+    stored one, or when a site renumbers its comments. `stored` holds (article id, comment
+    id, author, body, posted_at) of the stored comments of these articles. A comment whose
+    own id is not stored takes the id of a stored comment of the same article with the same
+    author and text (and a posting time within a day, where both have one), each stored
+    comment at most once and only if it is not in the batch under its own id.
+    """
+    batch_ids = {c.comment_id for c in comments}
+    stored_ids = {row[1] for row in stored}
+    free: dict[tuple[str, str, str], list[tuple[str, datetime | None]]] = {}
+    for article_id, comment_id, author, body, posted_at in stored:
+        if comment_id not in batch_ids and text_key(body):
+            key = (article_id, text_key(author or ""), text_key(body))
+            free.setdefault(key, []).append((comment_id, posted_at))
+    renamed: dict[str, str] = {}
+    for comment in comments:
+        if comment.comment_id in stored_ids:
+            continue
+        candidates = free.get((comment.article_id, text_key(comment.author or ""),
+                               text_key(comment.body)), [])
+        for i, (comment_id, posted_at) in enumerate(candidates):
+            if posted_at is None or comment.posted_at is None \
+                    or abs(posted_at - comment.posted_at) <= timedelta(days=1):
+                renamed[comment.comment_id] = comment_id
+                del candidates[i]
+                break
+    if not renamed:
+        return comments
+    return [c.model_copy(update={
+        "comment_id": renamed.get(c.comment_id, c.comment_id),
+        "parent_id": renamed.get(c.parent_id, c.parent_id) if c.parent_id else None,
+    }) for c in comments]
 
 
 crawl_source_task = task(name="crawl-source", retries=0)(crawl_source)

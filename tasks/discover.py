@@ -5,6 +5,10 @@ sitemaps (plain or gzipped) with lxml; a homepage's `<link rel="alternate">` poi
 feed, or else its robots.txt names its sitemaps. Items older than
 the freshness window are dropped here, before anything is fetched; pages listed under `urls:`
 are always kept.
+
+Nothing here raises for a listing or an item: a feed or sitemap that answers with something
+else (junk bytes, an HTML page), and an item or listing whose address cannot be fetched (an
+invalid URL), each become a `discover` reject with its reason; the other items go on.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from tasks.ids import normalize_url
 _FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
                "application/rdf+xml"}
 MAX_SITEMAPS = 50
+_SITEMAP_ROOTS = {"urlset", "sitemapindex"}
+
+
+class NotAListing(ValueError):
+    """Content fetched as a feed or sitemap that is not one; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,51 @@ def _parse_date(text: str | None) -> datetime | None:
         return None
 
 
+def url_problem(url: str) -> str | None:
+    """Why a discovered address cannot be fetched, or None when it can."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError as exc:
+        return f"invalid URL: {exc}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"invalid URL: scheme {parts.scheme or '(none)'!r} is not http or https"
+    if not parts.hostname:
+        return "invalid URL: no host"
+    return None
+
+
+def _resolve(base_url: str, link: str) -> str:
+    """A link made absolute; one that cannot be (an invalid URL) is kept as written, for
+    `url_problem` to reject with its reason."""
+    try:
+        return urljoin(base_url, link.strip())
+    except ValueError:
+        return link.strip()
+
+
+def _looks_like_html(content: bytes) -> bool:
+    return b"<html" in content[:2000].lower()
+
+
 def parse_feed(content: bytes, base_url: str) -> list[Discovered]:
-    """Entries of an RSS or Atom feed, with their dates."""
+    """Entries of an RSS or Atom feed, with their dates.
+
+    Raises `NotAListing` when the content is no feed at all (feedparser finds no feed
+    version and no entries); a feed with no entries is fine. A feed with small faults
+    (feedparser's `bozo`, e.g. an undefined entity) is still read.
+    """
     feed = feedparser.parse(content)
+    if not feed.get("version") and not feed.entries:
+        if not content.strip():
+            raise NotAListing("not an RSS/Atom feed: empty response")
+        if _looks_like_html(content):
+            named = find_feed_links(content, base_url)
+            raise NotAListing("not an RSS/Atom feed: an HTML page" + (
+                f" (it names the feed {named[0]})" if named else " naming no feed"))
+        if feed.get("bozo") and feed.get("bozo_exception") is not None:
+            raise NotAListing(f"not an RSS/Atom feed: {feed['bozo_exception']}")
+        raise NotAListing("not an RSS/Atom feed: no rss, feed or RDF root element")
     items = []
     for entry in feed.entries:
         link = entry.get("link")
@@ -84,7 +135,7 @@ def parse_feed(content: bytes, base_url: str) -> list[Discovered]:
             continue
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         when = datetime(*stamp[:6]).replace(tzinfo=UTC) if stamp else None
-        items.append(Discovered(url=urljoin(base_url, link), published_at=when))
+        items.append(Discovered(url=_resolve(base_url, link), published_at=when))
     return items
 
 
@@ -104,15 +155,27 @@ def _gunzip(content: bytes, limit: int) -> bytes:
 
 
 def parse_sitemap(content: bytes, base_url: str) -> tuple[list[Discovered], list[str]]:
-    """(pages, child sitemaps) of a sitemap or sitemap index, news:publication_date first."""
+    """(pages, child sitemaps) of a sitemap or sitemap index, news:publication_date first.
+
+    Raises `NotAListing` when the content is not a `<urlset>` or `<sitemapindex>` (junk
+    bytes, an HTML page); an empty one is fine.
+    """
     content = _gunzip(content, 50_000_000)  # the sitemaps protocol caps a file at 50 MB
+    # blank lines or a BOM before `<?xml` (common in generated sitemaps) are not fatal
+    content = content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not content:
+        raise NotAListing("not a sitemap: empty response")
     try:
         root = etree.fromstring(content, parser=etree.XMLParser(recover=True,
                                                                 resolve_entities=False))
-    except etree.XMLSyntaxError:
-        return [], []
+    except etree.XMLSyntaxError as exc:
+        raise NotAListing(f"not a sitemap: {exc}") from exc
     if root is None:
-        return [], []
+        raise NotAListing("not a sitemap: " + ("an HTML page" if _looks_like_html(content)
+                                               else "no XML root element"))
+    if not isinstance(root.tag, str) or etree.QName(root).localname not in _SITEMAP_ROOTS:
+        name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
+        raise NotAListing(f"not a sitemap: root element <{name}>")
     pages: list[Discovered] = []
     children: list[str] = []
     for element in root:
@@ -123,7 +186,7 @@ def parse_sitemap(content: bytes, base_url: str) -> tuple[list[Discovered], list
                     and etree.QName(c).localname == "loc" and c.text), None)
         if not loc:
             continue
-        loc = urljoin(base_url, loc.strip())
+        loc = _resolve(base_url, loc)
         if tag == "sitemap":
             children.append(loc)
         elif tag == "url":
@@ -145,7 +208,7 @@ def find_feed_links(html: bytes, base_url: str) -> list[str]:
         rel = (link.get("rel") or "").lower().split()
         kind = (link.get("type") or "").lower()
         if "alternate" in rel and kind in _FEED_TYPES and link.get("href"):
-            links.append(urljoin(base_url, link.get("href", "")))
+            links.append(_resolve(base_url, link.get("href", "")))
     return links
 
 
@@ -157,6 +220,10 @@ def is_fresh(item: Discovered, now: datetime, window: timedelta) -> bool:
 def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
                    known: Mapping[str, Listing]) -> bytes | None:
     """A listing's content; an unchanged one (304) is served from the last fetch."""
+    problem = url_problem(url)
+    if problem is not None:  # fetching it would raise: a reject, not a request
+        _reject(out, url, source, problem)
+        return None
     before = known.get(url)
     request = FetchRequest(url=url, source=source.name,
                            etag=before.etag if before else None,
@@ -168,8 +235,7 @@ def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
     if result.ok and result.content is not None and (result.etag or result.last_modified):
         out.listings[url] = Listing(result.etag, result.last_modified, result.content)
     if not result.ok or result.content is None:
-        out.rejects.append(Reject(url=url, source=source.name, stage="discover",
-                                  reason=result.error or "no content"))
+        _reject(out, url, source, result.error or "no content")
         return None
     return result.content
 
@@ -183,7 +249,7 @@ def _robots_sitemaps(homepage: str, source: Source, crawl: Crawl) -> list[str]:
     if not result.ok or result.content is None:
         return []
     robots = Protego.parse(result.content.decode("utf-8", errors="replace"))
-    return [urljoin(url, s) for s in robots.sitemaps][:MAX_SITEMAPS]
+    return [_resolve(url, s) for s in robots.sitemaps][:MAX_SITEMAPS]
 
 
 def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None,
@@ -202,18 +268,23 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
     if source.homepage:
         page = _fetch_listing(str(source.homepage), source, crawl, out, known)
         if page is not None:
-            feeds.extend(find_feed_links(page, str(source.homepage))[:1])
+            named = find_feed_links(page, str(source.homepage))
+            # the first feed that can be fetched; if none can, the first is rejected
+            feeds.extend([next((u for u in named if url_problem(u) is None), named[0])]
+                         if named else [])
             if not feeds and not pending:  # no feed named: the sitemaps robots.txt names
                 pending.extend(_robots_sitemaps(str(source.homepage), source, crawl))
             if not feeds and not pending:
-                out.rejects.append(Reject(url=str(source.homepage), source=source.name,
-                                          stage="discover",
-                                          reason="homepage names no feed and robots.txt "
-                                                 "no sitemap"))
+                _reject(out, str(source.homepage), source,
+                        "homepage names no feed and robots.txt no sitemap")
     for feed_url in feeds:
         content = _fetch_listing(feed_url, source, crawl, out, known)
-        if content is not None:
+        if content is None:
+            continue
+        try:
             found.extend(parse_feed(content, feed_url))
+        except NotAListing as exc:
+            _reject(out, feed_url, source, str(exc))
     seen_maps: set[str] = set()
     while pending and len(seen_maps) < MAX_SITEMAPS:
         map_url = pending.pop(0)
@@ -224,15 +295,36 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
         if content is None:
             continue
         content = _gunzip(content, 50_000_000)
-        if looks_like_feed(content):  # some sites point "sitemap" at their RSS feed
-            found.extend(parse_feed(content, map_url))
+        try:
+            if looks_like_feed(content):  # some sites point "sitemap" at their RSS feed
+                found.extend(parse_feed(content, map_url))
+                continue
+            pages, children = parse_sitemap(content, map_url)
+        except NotAListing as exc:
+            _reject(out, map_url, source, str(exc))
             continue
-        pages, children = parse_sitemap(content, map_url)
         found.extend(pages)
         pending.extend(children)
+    found = _fetchable(found, source, out)
     out.items = select_items(found, now, timedelta(days=crawl.window_days),
                              source.max_items + len(source.urls))
     return out
+
+
+def _reject(out: Discovery, url: str, source: Source, reason: str) -> None:
+    out.rejects.append(Reject(url=url, source=source.name, stage="discover", reason=reason))
+
+
+def _fetchable(found: list[Discovered], source: Source, out: Discovery) -> list[Discovered]:
+    """The items whose address can be fetched; each other one is a reject with its reason."""
+    kept = []
+    for item in found:
+        problem = url_problem(item.url)
+        if problem is None:
+            kept.append(item)
+        else:
+            _reject(out, item.url, source, problem)
+    return kept
 
 
 def select_items(found: list[Discovered], now: datetime, window: timedelta,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 _TRACKING = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|ref|ref_src|"
@@ -64,6 +64,18 @@ def normalize_url(url: str) -> str:
                if not _TRACKING.match(k))
     )
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def join_url(base: str, link: str) -> str | None:
+    """`link` made absolute against `base`, or None when the result is not a usable address
+    (a malformed IPv6 host, a port out of range): a bad link on a page is skipped, it never
+    fails the page."""
+    try:
+        joined = urljoin(base, link.strip())
+        _ = urlsplit(joined).port  # raises for a port that is not a number in range
+    except ValueError:
+        return None
+    return joined
 
 
 def _unescape(match: re.Match[str]) -> str:

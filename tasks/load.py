@@ -15,7 +15,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,6 +76,8 @@ def connect(path: Path | str, *, read_only: bool = False,
         except duckdb.Error as exc:
             raise LoadError(f"{path}: not a usable DuckDB database: {exc}") from exc
     try:
+        # times are shown, and views group them by day, in UTC whatever the machine's zone
+        con.execute("SET TimeZone = 'UTC'")
         yield con
     finally:
         con.close()
@@ -136,7 +138,9 @@ def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
 
     Re-entrant within a process, so the CLI can take it before Prefect starts (a busy
     database is then one line, not a failed flow run) and the flow can take it again."""
-    lock_path = Path(f"{path}.lock").resolve()
+    # beside the real file: a run through a symlink must take the same lock
+    real = Path(path).resolve()
+    lock_path = real.with_name(f"{real.name}.lock")
     if _HELD_RUN_LOCKS.get(lock_path):
         _HELD_RUN_LOCKS[lock_path] += 1
         try:
@@ -144,9 +148,14 @@ def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
         finally:
             _HELD_RUN_LOCKS[lock_path] -= 1
         return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot use this database path: "
+                        f"{exc.strerror or exc}") from exc
     deadline = time.monotonic() + wait_s
-    with open(lock_path, "a+") as handle:
+    with handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -645,6 +654,19 @@ def record_duplicates(path: Path | str,
         _many(con, "INSERT INTO article_duplicates VALUES (?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT DO NOTHING",
               [[a, d, normalize_url(u), r, s, now] for a, d, u, r, s in rows])
+
+
+def read_stored_comments(path: Path | str, article_ids: Iterable[str]
+                         ) -> list[tuple[str, str, str | None, str, datetime | None]]:
+    """(article id, comment id, author, body, posted_at) of these articles' stored comments."""
+    ids = sorted(article_ids)
+    if not Path(path).exists() or not ids:
+        return []
+    with open_for_write(path) as con:
+        rows = con.execute(
+            "SELECT article_id, comment_id, author, body, posted_at FROM comments "
+            "WHERE article_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()
+    return [(a, c, au, b, p) for a, c, au, b, p in rows]
 
 
 def read_duplicates(path: Path | str, urls: Sequence[str]) -> dict[str, tuple[str, str]]:

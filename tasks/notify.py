@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit, urlunsplit
@@ -54,6 +54,27 @@ def mask_channel(url: str) -> str:
         host = f"{parts.username}:****@{host}" if parts.password else f"{parts.username}@{host}"
     path = "/".join("****" if len(seg) >= 20 else seg for seg in parts.path.split("/"))
     return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+def channel_labels(urls: Iterable[str]) -> dict[str, str]:
+    """The name each channel URL is stored and keyed under: its masked form, numbered
+    (`#2`, `#3`, ... in config order) when masking makes different URLs look the same, such
+    as two webhooks that differ only in their token. Without the number they would share
+    alert ids, and only one of them would ever get the alerts."""
+    labels: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for url in urls:
+        if url in labels:
+            continue
+        masked = mask_channel(url)
+        seen[masked] = seen.get(masked, 0) + 1
+        labels[url] = masked if seen[masked] == 1 else f"{masked}#{seen[masked]}"
+    return labels
+
+
+def rule_channel_labels(rules: Sequence[AlertRule]) -> dict[str, str]:
+    """`channel_labels` over every channel of the rules in force."""
+    return channel_labels(url for rule in rules for url in rule.channels)
 
 
 def _when(alert: AlertMessage) -> str:
@@ -108,6 +129,9 @@ def _with_idempotency_key(url: str, alert_id: str) -> str:
     return f"{url}{joiner}+Idempotency-Key={alert_id}"
 
 
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d+)? - [A-Z]+ - ")
+
+
 def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
     """Deliver one alert to one channel: None on success, else a secret-free reason."""
     title, body = format_alert(alert)
@@ -125,25 +149,11 @@ def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | 
     if ok:
         return None
     lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-    reason = lines[-1] if lines else "delivery failed"
+    # apprise's log lines start "2026-11-29 18:07:16,048 - WARNING - ": keep the message
+    reason = _LOG_PREFIX.sub("", lines[-1]) if lines else "delivery failed"
     for secret in {urlsplit(url).password, expand_channel(channel_url)} - {None, ""}:
         reason = reason.replace(str(secret), "****")
     return f"{mask_channel(channel_url)}: {reason[:300]}"
-
-
-def _try(send: Callable[[], str | None], tries_left: int, backoff_s: float,
-         sleep: Callable[[float], None]) -> tuple[str | None, int]:
-    """(error or None, tries used), retrying with exponential backoff."""
-    error: str | None = "not tried"
-    tries = 0
-    while tries < tries_left:
-        tries += 1
-        error = send()
-        if error is None:
-            break
-        if tries < tries_left:
-            sleep(backoff_s * 2 ** (tries - 1))
-    return error, tries
 
 
 def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_attempts: int = 10,
@@ -158,7 +168,7 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
     message per channel with all of the run's alerts.
     """
     settle_interrupted_deliveries(db_path)
-    channels = {mask_channel(url): url for rule in rules for url in rule.channels}
+    channels = {label: url for url, label in rule_channel_labels(rules).items()}
     by_rule = {rule.name: rule for rule in rules}
     ready: list[AlertMessage] = []
     for alert in alerts_to_send(db_path, max_attempts):
@@ -185,11 +195,18 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
         ids = [a.alert_id for a in group]
         tries_left = min(tries_per_run, max_attempts - max(a.attempts for a in group))
         key = ids[0] if len(ids) == 1 else stable_id("digest", *ids)
-        mark_delivering(db_path, ids)
-        error, tries = _try(partial(send_message, channels[channel], title, body, key=key),
-                            tries_left, backoff_s, sleep)
-        fault_point("alert")
-        record_alert_results(db_path, ids, sent=error is None, error=error, tries=tries)
+        error: str | None = "not tried"
+        for attempt in range(1, tries_left + 1):
+            # marked per attempt and settled straight after: a crash during the backoff
+            # after failed attempts must leave the alert failed, not "sent (unconfirmed)"
+            mark_delivering(db_path, ids)
+            error = send_message(channels[channel], title, body, key=key)
+            fault_point("alert")
+            record_alert_results(db_path, ids, sent=error is None, error=error)
+            if error is None:
+                break
+            if attempt < tries_left:
+                sleep(backoff_s * 2 ** (attempt - 1))
         if error is None:
             sent += len(ids)
         else:

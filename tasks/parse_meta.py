@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from dateutil import parser as dateparser
 from lxml import html
 
+from tasks.ids import join_url
 from tasks.parse_text import clean
 
 ARTICLE_TYPES = frozenset({
@@ -265,7 +266,7 @@ def _from_meta(meta: Metadata, values: dict[str, list[str]], url: str, now: date
                 elif name == "language":
                     value = normalise_language(raw)
                 elif name == "canonical_url":
-                    value = urljoin(url, raw) if raw.startswith(("http", "/")) else None
+                    value = join_url(url, raw) if raw.startswith(("http", "/")) else None
                 else:
                     value = clean(raw) or None
                 if value is not None:
@@ -492,7 +493,9 @@ def extract_metadata(root: html.HtmlElement, url: str, now: datetime,
     _from_json_ld(meta, objects, now)
     for link in root.iter("link"):
         if "canonical" in (link.get("rel") or "").lower().split() and link.get("href"):
-            meta.offer("canonical_url", urljoin(url, link.get("href", "").strip()), "meta")
+            canonical = join_url(url, link.get("href", ""))
+            if canonical is not None:
+                meta.offer("canonical_url", canonical, "meta")
             break
     values = _meta_values(root)
     _from_meta(meta, values, url, now)

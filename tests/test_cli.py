@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from policywatch.cli import EXIT_CODES, exit_code_for, format_rows, main
+from policywatch.cli import EXIT_CODES, exit_code_for, format_rows, iso_duration, main
 from policywatch.demo import write_demo_config
 from schemas.errors import (
     ConfigError,
@@ -163,3 +164,62 @@ def test_sql_parquet_export(db_path: Path, tmp_path: Path) -> None:
     assert rows == [("David Sacks",)]
     code, _, err = _run("sql", "SELECT 1", "--db", str(db_path), "--format", "parquet")
     assert code == 2 and "--out" in err
+
+
+ODD_VALUES = (
+    "SELECT INTERVAL 1 DAY + INTERVAL 2 HOUR + INTERVAL 3 MINUTE + INTERVAL 4500 MILLISECOND"
+    " AS span, -INTERVAL 90 MINUTE AS back, '5c5d8e1e-2b7a-4c52-9f1e-0d6c1a3b7e42'::UUID AS id,"
+    " TIME '12:34:56.5' AS t, '12:34:56+02'::TIMETZ AS ttz, DATE '2026-11-05' AS d,"
+    " TIMESTAMPTZ '2026-11-05 10:00:00+00' AS ts, [TIMESTAMP '2026-11-05 10:00:00'] AS tss,"
+    " {'at': TIMESTAMP '2026-11-05 10:00:00', 'n': 1.25::DECIMAL(5, 2), 'f': 'nan'::DOUBLE}"
+    " AS st, MAP {1: INTERVAL 1 HOUR} AS m, [1, 2]::INTEGER[2] AS arr,"
+    " 'nan'::DOUBLE AS nan, '-inf'::FLOAT AS ninf, 1.5::DECIMAL(10, 2) AS dec,"
+    " '\\xAA\\x00'::BLOB AS blob, NULL AS nothing"
+)
+
+
+def test_sql_json_writes_any_duckdb_value_as_valid_json(db_path: Path) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, out, err = _run("sql", "SET TimeZone = 'Europe/Berlin'; " + ODD_VALUES,
+                          "--db", str(db_path), "--format", "json")
+    assert code == 0, err
+    assert "NaN" not in out and "Infinity" not in out
+    [row] = json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert row == {
+        "span": "P1DT2H3M4.5S", "back": "-PT1H30M",
+        "id": "5c5d8e1e-2b7a-4c52-9f1e-0d6c1a3b7e42",
+        "t": "12:34:56.500000", "ttz": "12:34:56+02:00", "d": "2026-11-05",
+        "ts": "2026-11-05T11:00:00+01:00",  # the session's zone, offset kept
+        "tss": ["2026-11-05T10:00:00"],
+        "st": {"at": "2026-11-05T10:00:00", "n": 1.25, "f": None},
+        "m": {"1": "PT1H"}, "arr": [1, 2],
+        "nan": None, "ninf": None, "dec": 1.5, "blob": "qgA=", "nothing": None,
+    }
+
+
+def test_sql_json_now_in_a_list(db_path: Path) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, out, err = _run("sql", "SELECT [now()] AS l, {'at': now()} AS s",
+                          "--db", str(db_path), "--format", "json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["l"][0].startswith("20") and row["s"]["at"] == row["l"][0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table"])
+def test_sql_text_formats_take_any_duckdb_value(db_path: Path, fmt: str) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, out, err = _run("sql", ODD_VALUES, "--db", str(db_path), "--format", fmt)
+    assert code == 0, err
+    assert "P1DT2H3M4.5S" in out and "5c5d8e1e-2b7a-4c52-9f1e-0d6c1a3b7e42" in out
+    assert '["2026-11-05T10:00:00"]' in out.replace('""', '"')  # csv doubles the quotes
+    assert "<2 bytes>" in out
+
+
+@pytest.mark.parametrize(("span", "expected"), [
+    ({"days": 1, "hours": 2, "minutes": 3, "seconds": 4.5}, "P1DT2H3M4.5S"),
+    ({}, "PT0S"), ({"days": 30}, "P30D"), ({"hours": 1, "seconds": 5}, "PT1H5S"),
+    ({"microseconds": 1}, "PT0.000001S"), ({"minutes": -90}, "-PT1H30M"), ({"days": -3}, "-P3D"),
+])
+def test_iso_duration(span: dict[str, float], expected: str) -> None:
+    assert iso_duration(timedelta(**span)) == expected

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
@@ -115,3 +116,45 @@ def test_a_failing_endpoint_is_a_reject_and_the_page_stays(tmp_path: Path,
     batch = crawl_source(source, CRAWL, db)
     assert len(batch.articles) == 1
     assert any("comments endpoint: HTTP 404" in r.reason for r in batch.rejects)
+
+
+def test_a_comment_page_that_failed_is_read_on_the_next_night(tmp_path: Path,
+                                                              httpserver: HTTPServer) -> None:
+    # night 1: the article answers, its second comment page is down. Night 2: the article
+    # would answer 304 to a conditional GET, so only a page stored as failed is fetched in
+    # full again and has its comment pages followed
+    first = _wp([(1, "Ann", "First page comment.", None)],
+                nav='<nav class="comment-navigation"><a class="next" '
+                    'href="/a.html?cpage=2#comments">Newer comments</a></nav>')
+    second = _wp([(3, "Cy", "Second page comment.", None)])
+    up = {"page2": False}
+
+    def article(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(_page("Chips", first), content_type="text/html",
+                        headers={"ETag": '"v1"'})
+
+    def page2(request: Request) -> Response:
+        if not up["page2"]:
+            return Response("busy", status=503)
+        return Response(_page("Chips", second), content_type="text/html")
+
+    httpserver.expect_request("/a.html", query_string="cpage=2").respond_with_handler(page2)
+    httpserver.expect_request("/a.html", query_string="").respond_with_handler(article)
+    source = Source(name="wp", urls=[httpserver.url_for("/a.html")])
+    db = tmp_path / "c.duckdb"
+    crawl = Crawl(obey_robots=False, window_days=3650, retries=0)
+    for night, run in enumerate(("r1", "r2")):
+        up["page2"] = night == 1
+        batch = crawl_source(source, crawl, db, now=datetime(2026, 11, 29, tzinfo=UTC))
+        load_batch(db, LoadBatch(run_id=run, pages=batch.outcomes, articles=batch.articles,
+                                 comments=batch.comments, rejects=batch.rejects,
+                                 fetch_log=batch.fetch_log))
+        if night == 0:
+            _, pages = query(db, "SELECT status, last_error FROM pages")
+            assert pages[0][0] == "failed" and "comments incomplete" in pages[0][1]
+    _, rows = query(db, "SELECT body FROM comments ORDER BY body")
+    assert rows == [("First page comment.",), ("Second page comment.",)]
+    _, pages = query(db, "SELECT status FROM pages")
+    assert pages == [("ok",)]

@@ -107,3 +107,25 @@ def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> 
     finally:
         release.set()
         holder.join()
+
+
+def test_a_run_through_a_symlink_takes_the_same_lock(site: Path, db_path: Path,
+                                                     tmp_path: Path) -> None:
+    from tasks.load import run_lock
+
+    link = tmp_path / "elsewhere" / "link.duckdb"
+    link.parent.mkdir()
+    link.symlink_to(db_path)
+    with run_lock(db_path):
+        busy = _policywatch("run", "--config", str(site), "--db", str(link), "--wait", "1")
+    assert busy.returncode == 3, busy.stderr
+    assert "another policywatch run is using this database" in busy.stderr
+
+
+def test_a_database_path_under_a_file_is_one_line_exit_2(site: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("not a folder")
+    done = _policywatch("run", "--config", str(site), "--db", str(blocker / "x.duckdb"))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "x.duckdb" in done.stderr

@@ -328,6 +328,29 @@ def test_a_syndicated_copy_with_its_own_canonical_is_merged(site: Site, db_path:
                [original_id]) == "Chip rules tighten | Wire"
 
 
+def test_a_page_at_a_new_address_does_not_store_its_comments_twice(site: Site,
+                                                                    db_path: Path) -> None:
+    # the site moves its articles (http to https, a new path): the page is merged into the
+    # stored article, and its comments, whose ids come from the new address, are the stored
+    # ones, not new ones
+    talk = (("Ann", "Export rules are overdue."), ("Bo", "This will hurt US firms."))
+    site.add("/2026/story.html", article_html("Chip rules tighten", PARAS, comments=talk))
+    _, first = night(site, db_path, run="r1")
+    assert first.comments_new == 2
+    stored = rows(db_path, "SELECT comment_id FROM comments ORDER BY comment_id")
+    del site.pages["/2026/story.html"]
+    site.feed.clear()
+    site.add("/news/2026/story.html", article_html(
+        "Chip rules tighten", PARAS, comments=(*talk, ("Cy", "Finally."))))
+    _, second = night(site, db_path, run="r2")
+    assert (second.articles_new, second.comments_new) == (0, 1)  # only Cy's is new
+    assert one(db_path, "SELECT count(*) FROM comments") == 3
+    assert one(db_path, "SELECT count(DISTINCT body) FROM comments") == 3
+    kept = rows(db_path, "SELECT comment_id FROM comments WHERE author <> 'Cy' "
+                         "ORDER BY comment_id")
+    assert kept == stored
+
+
 def test_two_copies_found_the_same_night_are_one_article(site: Site, db_path: Path) -> None:
     site.add("/a/story.html", article_html("Chip rules tighten", PARAS))
     site.add("/b/story.html", article_html("Chip rules tighten", [*PARAS, "Via Wire."]))

@@ -264,3 +264,11 @@ def test_learnt_cues_beyond_the_lexicon() -> None:
 def test_a_cue_inside_a_claim_is_not_a_claim_of_its_own() -> None:
     claims = extract_claims("Tom Baker said the mayor wants to raise taxes.", [])
     assert [(c.speaker, c.cue) for c in claims] == [("Tom Baker", "said")]
+
+
+def test_a_body_over_a_million_characters_is_still_read() -> None:
+    filler = "The weather stayed mild over the long weekend in the valley. " * 20_000
+    text = filler + "Jane Miller said that the tariffs would hurt farmers."
+    assert len(text) > 1_000_000
+    claims = extract_claims(text, [])
+    assert [c.speaker for c in claims] == ["Jane Miller"]

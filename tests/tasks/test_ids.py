@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.ids import article_id_for, comment_id_for, content_hash, normalize_url, stable_id
+from tasks.ids import (
+    article_id_for,
+    comment_id_for,
+    content_hash,
+    join_url,
+    normalize_url,
+    stable_id,
+)
 
 BASE = "https://news.example/2026/11/story"
 
@@ -67,3 +74,10 @@ def test_ids_are_stable_and_follow_the_canonical_address() -> None:
     assert content_hash("Hello,  World!") == content_hash("hello world")
     # pinned: ids written by earlier runs must still be found by this code
     assert article_id_for(BASE, None) == stable_id("article", BASE) == "d4f8cb4136ebfb5a"
+
+
+def test_join_url_makes_links_absolute_and_drops_malformed_ones() -> None:
+    assert join_url("https://a.example/x/y.html", "../z.html") == "https://a.example/z.html"
+    assert join_url("https://a.example/", " /p?q=1 ") == "https://a.example/p?q=1"
+    assert join_url("https://a.example/", "http://[::1:bad/x") is None
+    assert join_url("https://a.example/", "http://b.example:99999/") is None

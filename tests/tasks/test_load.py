@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,3 +175,18 @@ def test_concurrent_loads_in_one_process_do_not_duplicate(db_path: Path) -> None
         t.join()
     assert errors == []  # writers in one process wait for each other
     assert _counts(db_path)["claims"] == 1
+
+
+def test_times_are_shown_and_grouped_by_day_in_utc_whatever_the_machine_zone(
+        db_path: Path) -> None:
+    # 23:30 UTC is already the next day at UTC+14: a view's day must not depend on the zone
+    load_batch(db_path, _batch("r1"))
+    script = (
+        "import sys; from tasks.load import query; "
+        "print(query(sys.argv[1], \"SELECT (TIMESTAMPTZ '2026-11-28 23:30:00+00')::DATE, "
+        "strftime(TIMESTAMPTZ '2026-11-28 23:30:00+00', '%H:%M %z')\")[1])")
+    env = {**os.environ, "TZ": "Pacific/Kiritimati"}
+    done = subprocess.run([sys.executable, "-c", script, str(db_path)], env=env,
+                          capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parents[2])
+    assert done.stdout.strip() == "[(datetime.date(2026, 11, 28), '23:30 +00')]"

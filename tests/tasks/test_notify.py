@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -102,6 +103,7 @@ def test_failure_reason_has_no_secret(httpserver: HTTPServer,
     error = send_alert(url, ALERT)
     assert error is not None and "s3cret-token" not in error
     assert "bot:****@127.0.0.1" in error
+    assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", error)  # no log time stamp
     assert json.loads(httpserver.log[0][0].data)  # it really was sent, with the secret
 
 
@@ -160,6 +162,48 @@ def test_crash_between_sending_and_recording_never_sends_twice(
     assert len(httpserver.log) == 1
     _, rows = query(db_path, "SELECT status, error FROM alerts")
     assert rows[0][0] == "sent" and rows[0][1].startswith("unconfirmed")
+
+
+def test_a_crash_while_waiting_to_retry_leaves_the_alert_to_be_sent(
+        httpserver: HTTPServer, db_path: Path) -> None:
+    # every attempt so far failed; the run dies in the backoff before the next one. The
+    # alert never went out, so the next run must send it, not settle it as "unconfirmed"
+    rule = _rule(_hook(httpserver))
+    load_batch(db_path, _batch("r1", rule))
+    httpserver.expect_ordered_request("/hook").respond_with_data("down", status=500)
+    httpserver.expect_ordered_request("/hook").respond_with_data("ok")
+
+    def killed(seconds: float) -> None:
+        raise SystemExit("killed during the backoff")
+
+    with pytest.raises(SystemExit):
+        deliver_pending(db_path, [rule], sleep=killed)
+    _, rows = query(db_path, "SELECT status, attempts, delivery_started_at FROM alerts")
+    assert rows == [("failed", 1, None)]
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (1, 0)
+    _, rows = query(db_path, "SELECT status, attempts, error FROM alerts")
+    assert rows == [("sent", 2, None)]
+    assert len(_posts(httpserver)) == 2
+
+
+def test_channels_that_mask_alike_each_get_their_alerts(httpserver: HTTPServer,
+                                                        db_path: Path) -> None:
+    # two webhooks differing only in a token: masked, both read .../hooks/****
+    desk = f"json://127.0.0.1:{httpserver.port}/hooks/DESK{'A' * 24}"
+    editor = f"json://127.0.0.1:{httpserver.port}/hooks/EDITOR{'B' * 24}"
+    rule = AlertRule(name="tracked", entities=("Huawei",), channels=(desk, editor),
+                     mode="immediate")
+    httpserver.expect_request(re.compile("/hooks/.*")).respond_with_data("ok")
+    batch = _batch("r1", rule)
+    assert len({a.alert_id for a in batch.alerts}) == 2
+    load_batch(db_path, batch)
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (2, 0)
+    paths = sorted(r.path for r, _ in httpserver.log)
+    assert paths == [f"/hooks/DESK{'A' * 24}", f"/hooks/EDITOR{'B' * 24}"]
+    _, rows = query(db_path, "SELECT channel FROM alerts ORDER BY channel")
+    masked = f"json://127.0.0.1:{httpserver.port}/hooks/****"
+    assert [r[0] for r in rows] == [masked, masked + "#2"]  # no token stored
+    assert deliver_pending(db_path, [rule], **NO_SLEEP) == (0, 0)
 
 
 def test_two_outlets_with_the_same_claim_give_one_alert(httpserver: HTTPServer,

@@ -246,3 +246,19 @@ def test_str_input_is_accepted() -> None:
     page = parse_page(_page("wordpress_threaded.html").decode("utf-8"), "https://x.example/a",
                       fetched_at=NOW)
     assert page.body.startswith("The city council")
+
+
+def test_malformed_canonical_and_comment_page_links_never_fail_a_page() -> None:
+    from tasks.comments_more import comment_page_links
+
+    body = "".join(f"<p>Paragraph {i} about export controls on advanced chips and the "
+                   f"rules that officials said would tighten next year.</p>" for i in range(5))
+    html = (f'<html><head><title>Chips</title><link rel="canonical" href="http://[::1:bad/x">'
+            f"</head><body><article><h1>Chips</h1>{body}</article>"
+            f'<div id="comments"><a href="http://[::1:bad/?cpage=2">Next</a>'
+            f'<a href="/a.html?cpage=3">Later</a></div></body></html>')
+    page = parse_page(html.encode(), "https://news.example/a.html",
+                      fetched_at=datetime(2026, 11, 29, tzinfo=UTC))
+    assert page.canonical_url is None and page.title == "Chips"
+    assert comment_page_links(html, "https://news.example/a.html") == [
+        "https://news.example/a.html?cpage=3"]
