@@ -134,6 +134,13 @@ candidate governor mayor leader leaders lawyer attorney judge regulator regulato
 strategist consultant specialist academic scientist scientists engineer founder investor
 """))
 
+# Roles whose holder speaks for their organisation: "Nvidia CEO Jensen Huang" and "Eric Xu,
+# Huawei's rotating chairman" make claims about Nvidia and Huawei.
+SPOKES_ROLES = frozenset(_words("""
+ceo chief executive spokesperson spokesman spokeswoman founder co-founder cofounder chairman
+chairwoman chair president
+"""))
+
 # Collective nouns that, preceded by "the", stand for the most recent organisation.
 ORG_ANAPHORS = frozenset(_words("""
 company firm giant maker manufacturer corporation vendor startup carrier provider supplier

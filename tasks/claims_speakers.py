@@ -25,6 +25,7 @@ from spacy.tokens import Doc, Span, Token
 
 from schemas.config import Entity
 from tasks import claims_lexicon as lex
+from tasks.claims_quotes import QuoteIndex
 
 Gender = Literal["m", "f", "?"]
 Kind = Literal["person", "group", "org", "desc", "pronoun", "other"]
@@ -78,7 +79,7 @@ class EntityIndex:
         return best
 
     def exact(self, name: str) -> Entity | None:
-        folded = _fold(name)
+        folded = re.sub(r"^(?:the|a|an) ", "", _fold(name))
         for entity in self.entities:
             if any(_fold(alias) == folded for alias in entity.names):
                 return entity
@@ -133,8 +134,10 @@ def _looks_like_person(tokens: Sequence[Token]) -> bool:
         return False
     first = tokens[0]
     prev = first.doc[first.i - 1] if first.i > 0 else None
+    # a title or a role word right before: "Sen. Cruz", "spokesperson Mao Ning"
     return first.lower_ in lex.FIRST_NAMES or (
-        prev is not None and prev.lower_ in lex.TITLES and prev.lower_ != "former")
+        prev is not None and prev.lower_ != "former"
+        and (prev.lower_ in lex.TITLES or prev.lower_ in lex.ROLE_NOUNS))
 
 
 def _person_spans(doc: Doc) -> list[Span]:
@@ -155,8 +158,13 @@ def _person_spans(doc: Doc) -> list[Span]:
         while j < n and j in is_proper and j - i < 4:
             j += 1
         last = j
-        if not any(t.lower_ in lex.ORG_WORDS for t in doc[i:j]):
-            runs.append(doc[i:j])
+        # "Commerce Secretary Gina Raimondo", "Chief Executive Jensen Huang": the name is
+        # what follows the last title or role word
+        start = max((k + 1 for k in range(i, j - 1)
+                     if doc[k].lower_ in lex.TITLES or doc[k].lower_ in lex.ROLE_NOUNS),
+                    default=i)
+        if not any(t.lower_ in lex.ORG_WORDS for t in doc[start:j]):
+            runs.append(doc[start:j])
     # "Tom Baker ... Baker said": a two- or three-word name whose last word is used alone
     alone = {r[0].text for r in runs if len(r) == 1}
     return [r for r in runs if _looks_like_person(list(r)) or (
@@ -175,6 +183,13 @@ class Resolver:
         self.full_names: dict[str, str] = {}  # surname -> longest full name in the article
         self.genders: dict[str, Gender] = {}
         self.first_desc: dict[str, str] = {}  # head lemma -> first description with it
+        # person -> the configured organisation they speak for ("Nvidia CEO Jensen Huang",
+        # "Eric Xu, Huawei's rotating chairman"): their claims are about it too
+        self.affiliation: dict[str, str] = {}
+        # (position, role lemma, person) from appositions: "Tomás Ferreira, an analyst at
+        # X" is who a later "the analyst" is
+        self.roles: list[tuple[int, str, str]] = []
+        self._quotes: QuoteIndex | None = None  # built when first needed
         self._collect_people()
 
     # -- article-wide name table --------------------------------------------------------
@@ -197,11 +212,62 @@ class Resolver:
             subject = any(t.dep_ in ("nsubj", "nsubjpass") for t in ent)
             self.mentions.append(Mention(ent.start_char, full, "person", surname.lower(),
                                          gender, subject))
+        for name in list(self.full_names.values()):
+            words = name.split()
+            if len(words) == 2:  # "Mao" for "Mao Ning", where the family name comes first
+                self.full_names.setdefault(words[0], name)
         for mention in self.mentions:  # a surname met before its full name
             words = mention.text.split()
             if words:
                 mention.text = self.full_names.get(words[-1], mention.text)
         self.mentions.sort(key=lambda m: m.pos)
+        for ent in _person_spans(self.doc):
+            self._collect_role(ent)
+
+    def _collect_role(self, ent: Span) -> None:
+        """The organisation and role words next to a person's name: before it ("Huawei
+        founder Ren Zhengfei") or in an apposition after it ("Jensen Huang, Nvidia's chief
+        executive, ..." / "..., an analyst at ...")."""
+        doc = self.doc
+        surname = ent[-1].text
+        name = self.full_names.get(surname, ent.text)
+        before = [t for t in doc[max(ent.start - 5, 0): ent.start]]
+        while before and (before[0].is_punct or before[0].pos_ in ("VERB", "AUX", "ADP")
+                          or any(t.is_punct and t.text != "'s" for t in before[1:])):
+            before = before[1:]  # only the words right before the name, in its phrase
+        after: list[Token] = []
+        if ent.end < len(doc) and doc[ent.end].text == ",":
+            for tok in doc[ent.end + 1: ent.end + 12]:
+                if tok.text in (",", ".", ";", "(", ")") or tok.pos_ in ("VERB", "AUX"):
+                    break
+                after.append(tok)
+        for words in (before, after):
+            self._note_role(name, ent.start_char, words, appositive=words is after)
+
+    def _note_role(self, name: str, pos: int, words: Sequence[Token], *,
+                   appositive: bool) -> None:
+        """Remember what the words describing a person say: the organisation they speak for
+        (a speaking role and an organisation named, or, for a bare "Chief Executive X",
+        the organisation the text was just about) and, for an apposition, their role."""
+        if not words:
+            return
+        lemmas = {t.lower_ for t in words}
+        start, end = words[0].idx, words[-1].idx + len(words[-1])
+        if lemmas & lex.SPOKES_ROLES:
+            orgs = [e.name for s, _, e in self.index.hits
+                    if start <= s < end and e.kind == "org"]
+            titled = lex.SPOKES_ROLES | lex.TITLES | lex.ROLE_NOUNS
+            if not orgs and not any(t.pos_ == "PROPN" and t.lower_ not in titled
+                                    for t in words):
+                story = self._story_org(start)
+                orgs = [story] if story else []
+            if orgs:
+                self.affiliation.setdefault(name, orgs[0])
+        if appositive:
+            for tok in words:
+                if tok.pos_ == "NOUN" and tok.lemma_.lower() in lex.ROLE_NOUNS:
+                    self.roles.append((pos, tok.lemma_.lower(), name))
+                    break
 
     def _person_name(self, tokens: list[Token]) -> str:
         tokens = _strip_titles(tokens) or tokens
@@ -233,6 +299,9 @@ class Resolver:
                 org = self._org_before(pos)
                 if org is not None:
                     return Speaker(org, "org", entity=org)
+            named_role = self._role_person(lemma, pos)
+            if named_role is not None:
+                return self._person(named_role)
             if lemma in self.first_desc:
                 return self._as_speaker(self.first_desc[lemma])
             if lemma in lex.ROLE_NOUNS:
@@ -245,7 +314,48 @@ class Resolver:
         if named is not None:
             return self._remember(head, Speaker(named, "person"), pos)
         kind: Kind = "group" if head.tag_ in ("NNS", "NNPS") else "desc"
-        return self._remember(head, self._as_speaker(text, kind), pos)
+        speaker = self._as_speaker(text, kind)
+        if lemma in lex.SPOKES_ROLES and any(t.lemma_.lower() in lex.ORG_ANAPHORS
+                                             for t in tokens if t.i < head.i):
+            # "a company spokesperson" speaks for the story's company
+            org = self._story_org(pos) or self._org_before(pos)
+            if org is not None:
+                speaker.about = tuple(dict.fromkeys((*speaker.about, org)))
+        return self._remember(head, speaker, pos)
+
+    def _story_org(self, pos: int) -> str | None:
+        """The organisation a bare title ("Chief Executive Jensen Huang") belongs to: the
+        first one named outside quotation marks in its paragraph before it, else in the
+        paragraphs before. A quotation often names a rival ("... a customer Huawei gains,"
+        Chief Executive Jensen Huang said), and so may the end of the lede."""
+        if self._quotes is None:
+            self._quotes = QuoteIndex(self.text)
+        end = pos
+        for _ in range(3):
+            start = self.text.rfind("\n", 0, max(end - 1, 0)) + 1
+            for at, _, entity in self.index.hits:
+                if start <= at < end and entity.kind == "org" and \
+                        self._quotes.containing(at) is None:
+                    return entity.name
+            if start == 0:
+                break
+            end = start
+        return None
+
+    def _role_person(self, lemma: str, pos: int) -> str | None:
+        """The person a later "the <role>" means: the most recent one introduced with that
+        role in an apposition, unless a description with that head came after it."""
+        found = next(((at, name) for at, role, name in reversed(self.roles)
+                      if role == lemma and at < pos and pos - at < 3000), None)
+        if found is None:
+            return None
+        later_desc = any(m.kind == "desc" and m.head == lemma and found[0] < m.pos < pos
+                         for m in self.mentions)
+        return None if later_desc else found[1]
+
+    def _person(self, name: str) -> Speaker:
+        entity, about = self._entity_of(name)
+        return Speaker(name, "person", entity, about)
 
     def _as_speaker(self, text: str, kind: Kind = "desc") -> Speaker:
         entity = self.index.exact(text)
@@ -273,15 +383,20 @@ class Resolver:
         if head.ent_type_ == "PERSON" or head.text in self.full_names or \
                 _looks_like_person(name_toks or [head]):
             name = self._person_name(name_toks or [head])
-            entity = self.index.exact(name)
-            return self._remember(head, Speaker(name, "person", entity.name if entity else
-                                                None, (entity.name,) if entity else ()),
-                                  tokens[0].idx)
+            self._note_appositions(head, name, tokens[0].idx)
+            return self._remember(head, self._person(name), tokens[0].idx)
         text = self.text[tokens[0].idx: tokens[-1].idx + len(tokens[-1])]
         kind: Kind = "org" if head.ent_type_ in ("ORG", "GPE", "NORP") else "desc"
         if kind == "desc" and head.pos_ == "PROPN" and head.ent_type_ == "":
             kind = "person" if len(name_toks) > 1 else "desc"
+        if kind == "person":
+            self._note_appositions(head, text, tokens[0].idx)
         return self._remember(head, self._as_speaker(text, kind), tokens[0].idx)
+
+    def _note_appositions(self, head: Token, name: str, pos: int) -> None:
+        for child in head.rights:  # "..., said Tomás Ferreira, an analyst at X"
+            if child.dep_ == "appos" and child.pos_ == "NOUN":
+                self._note_role(name, pos, list(child.subtree), appositive=True)
 
     def _apposition_name(self, head: Token) -> str | None:
         for child in head.rights:
@@ -314,11 +429,11 @@ class Resolver:
                     continue
                 if mention.subject:
                     self.genders.setdefault(mention.text, want)
-                    return Speaker(mention.text, "person", *self._entity_of(mention.text))
+                    return self._person(mention.text)
                 fallback = fallback or mention
             if fallback is not None:
                 self.genders.setdefault(fallback.text, want)
-                return Speaker(fallback.text, "person", *self._entity_of(fallback.text))
+                return self._person(fallback.text)
         elif low == "they":
             for mention in reversed(self.mentions):
                 if mention.pos < pos and (mention.plural or mention.kind in ("org", "group")):
@@ -330,10 +445,12 @@ class Resolver:
 
     def _entity_of(self, text: str) -> tuple[str | None, tuple[str, ...]]:
         entity = self.index.exact(text)
+        org = self.affiliation.get(text)
+        spoken_for = (org,) if org else ()
         if entity is not None:
-            return entity.name, (entity.name,)
+            return entity.name, tuple(dict.fromkeys((entity.name, *spoken_for)))
         about = tuple(e.name for e in self.index.entities if _find_names(text, e.names))
-        return None, about
+        return None, tuple(dict.fromkeys((*about, *spoken_for)))
 
 
 _ANAPHOR_WORDS = re.compile(

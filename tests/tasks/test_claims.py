@@ -272,3 +272,53 @@ def test_a_body_over_a_million_characters_is_still_read() -> None:
     assert len(text) > 1_000_000
     claims = extract_claims(text, [])
     assert [c.speaker for c in claims] == ["Jane Miller"]
+
+
+# -- speakers described by their role, and the organisations they speak for ------------------
+
+ROLES = [Entity(name="Gina Raimondo", aliases=("Raimondo",), kind="person"),
+         Entity(name="Commerce Department", kind="org"),
+         Entity(name="Nvidia", kind="org", tracked=True),
+         Entity(name="Huawei", kind="org", tracked=True)]
+
+
+def test_a_title_before_a_name_is_not_part_of_the_speaker() -> None:
+    text = ("Commerce Secretary Gina Raimondo said the rules were final. Raimondo added that "
+            "more companies would be listed. The Commerce Department said it would publish "
+            "the list on Friday.")
+    claims = extract_claims(text, ROLES)
+    for fragment in ("the rules were final", "more companies would be listed"):
+        claim = _claim(claims, fragment)
+        assert (claim.speaker, claim.speaker_entity) == ("Gina Raimondo", "Gina Raimondo")
+    department = _claim(claims, "publish the list")
+    assert department.speaker_entity == "Commerce Department"  # "The" does not hide it
+
+
+def test_a_spokesperson_or_chief_speaks_for_the_organisation() -> None:
+    text = ("Huawei's rotating chairman Eric Xu said the company would release new chips. "
+            "Xu told developers that cluster technology made up for weaker chips.\n\n"
+            "Nvidia warned on Wednesday that the proposal would help Huawei. \"Every customer "
+            "we lose is a customer Huawei gains,\" Chief Executive Jensen Huang told analysts. "
+            "Huang has long argued that the controls hurt American companies. A company "
+            "spokesperson said the rules were being studied.")
+    claims = extract_claims(text, ROLES)
+    for fragment in ("release new chips", "cluster technology"):
+        assert "Huawei" in _claim(claims, fragment).entities
+    for fragment in ("the controls hurt American companies", "the rules were being studied"):
+        assert "Nvidia" in _claim(claims, fragment).entities  # a rival named last is not it
+    assert _claim(claims, "the controls hurt").speaker == "Jensen Huang"
+
+
+def test_the_analyst_is_the_person_introduced_as_one() -> None:
+    text = ('"The rule is only partly right," said Tomás Ferreira, a semiconductor analyst at '
+            "Bellwether Capital. A Commerce Department spokesperson said rules were reviewed "
+            "continuously.\n\nThe analyst said cloud providers had been stockpiling chips.")
+    claim = _claim(extract_claims(text, ROLES), "stockpiling chips")
+    assert claim.speaker == "Tomás Ferreira"
+
+
+def test_a_family_name_first_resolves_to_the_full_name() -> None:
+    text = ("Foreign ministry spokesperson Mao Ning said the rules were unfair. Mao added that "
+            "China would take measures.")
+    claims = extract_claims(text, [])
+    assert {c.speaker for c in claims} == {"Mao Ning"}
