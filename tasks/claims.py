@@ -579,8 +579,10 @@ def _repair_dangling(sent: Span, end: int) -> int:
 def _is_short_pp(tok: Token) -> bool:
     """"a spokesman for the company", "an analyst at Bernstein": part of the speaker."""
     subtree = list(tok.subtree)
+    if tok.dep_ == "amod" and tok.lower_ == "familiar":  # "people familiar with the plans"
+        return len(subtree) <= 6 and not any(t.is_punct for t in subtree)
     return tok.dep_ == "prep" and tok.lower_ in ("of", "for", "at", "from", "with") and \
-        len(subtree) <= 6 and not any(t.is_punct for t in subtree)
+        len(subtree) <= 8 and not any(t.is_punct for t in subtree)
 
 
 def _np_tokens(head: Token) -> list[Token]:

@@ -204,7 +204,9 @@ ORG_WORDS = frozenset(_words("""
 post times news journal party house department committee campaign inc inc. corp corp. co
 co. university institute association council court senate congress network center centre
 foundation agency administration bureau office commission group club church bank fund
-company street county city state states
+company street county city state states ministry ministries embassy parliament government
+authority authorities organization organisation union alliance federation corporation
+technologies holdings systems capital markets labs laboratories semiconductor electronics
 """))
 
 PERSON_ENT_LABELS = frozenset({"PERSON"})
