@@ -16,7 +16,14 @@ from schemas.models import Reject, RunSummary
 from tasks.alerts import plan_alerts_task
 from tasks.crawl import crawl_source_task
 from tasks.feeds import write_entity_feeds_task
-from tasks.load import LoadBatch, begin_run_task, finish_run_task, load_batch_task, run_lock
+from tasks.load import (
+    LoadBatch,
+    begin_run_task,
+    fail_run,
+    finish_run_task,
+    load_batch_task,
+    run_lock,
+)
 from tasks.notify import (
     deliver_pending_task,
     emit_claim_events_task,
@@ -46,8 +53,7 @@ def nightly(config_path: str, db_path: str | None = None,
         try:
             summary = _night(config, db, run_id, started, extra_channels or [])
         except BaseException:
-            finish_run_task(db, RunSummary(run_id=run_id, started_at=started,
-                                           finished_at=datetime.now(UTC), status="failed"))
+            fail_run(db, run_id, datetime.now(UTC))  # keeps the counts its load recorded
             raise
     return summary
 
@@ -114,6 +120,9 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
         failures=tuple(failures),
     )
     finish_run_task(db, summary)
+    # again, now that the runs row is final: the page written before delivery (the digest
+    # links to it) still said "running" and had no alert figures
+    report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
     logger.info("run %s: %d new articles, %d new comments, %d new claims, %d alerts sent, "
                 "%d failures", run_id, summary.articles_new, summary.comments_new,
                 summary.claims_new, sent, len(failures))

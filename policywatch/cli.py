@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import difflib
 import io
 import json
 import logging
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -57,15 +58,42 @@ def exit_code_for(exc: BaseException) -> int:
     return 1
 
 
+class CliError(click.ClickException):
+    """Something wrong on the command line (an option's value, an --out path): one line on
+    stderr, exit 2, like the other errors the user can fix."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"policywatch: error: {self.format_message()}", err=True)
+
+
 def _quiet_prefect(verbose: bool) -> None:
     # Prefect reads these when first imported: keep its console chatter out of the summary
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        _quiet_dask()
     # an offline tool: no usage reports from the local Prefect server, and no notice about them
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # with no API URL Prefect starts a local server; on a busy 2-core machine 20 s is too short
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _quiet_dask() -> None:
+    """Only warnings and errors from Dask's `distributed` (`runner: {kind: dask}`): at INFO
+    its scheduler, nanny and workers log every start, connection and stop."""
+    if "DASK_LOGGING__DISTRIBUTED" in os.environ:  # the user's own choice
+        return
+    # `distributed` sets its loggers' levels from Dask's config when first imported, in this
+    # process and in each worker process (they inherit the environment)
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
+    if "dask" in sys.modules:  # already imported: its config has read the environment
+        import dask.config
+
+        dask.config.set({"logging.distributed": "warning"})
+    if "distributed" in sys.modules:  # already imported: its loggers' levels are set
+        logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def _fail(exc: BaseException) -> None:
@@ -313,12 +341,49 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
 
 
 def parse_since(text: str) -> timedelta:
-    """"7d", "36h", "90m" or "2w" as a time span."""
+    """"7d", "36h", "90m" or "2w" as a time span; a `CliError` naming --since if it is not
+    one, or is beyond what a date can hold."""
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     number, unit = text[:-1], text[-1:].lower()
     if unit not in units or not number.replace(".", "", 1).isdigit():
-        raise click.BadParameter(f"{text!r}: use a number and m, h, d or w, such as 7d")
-    return timedelta(**{units[unit]: float(number)})
+        raise CliError(f"--since {text!r}: use a number and m, h, d or w, such as 7d")
+    try:
+        return timedelta(**{units[unit]: float(number)})
+    except OverflowError:
+        raise CliError(f"--since {text!r}: too far back") from None
+
+
+def since_cutoff(text: str, now: datetime | None = None) -> datetime:
+    """The moment `--since TEXT` reaches back to from `now`."""
+    now = now or datetime.now(UTC)
+    span = parse_since(text)
+    try:
+        return now - span
+    except OverflowError:
+        limit = (now - datetime.min.replace(tzinfo=UTC)).days
+        raise CliError(f"--since {text!r}: too far back; at most {limit}d") from None
+
+
+def _check_out(out: Path, *, make_folders: bool = False) -> None:
+    """A `CliError` naming --out, before any work, if `out` plainly cannot be written: a
+    folder, a missing folder (unless the command makes it), or no permission."""
+    if out.is_dir():
+        raise CliError(f"--out {out}: is a folder; give a file name")
+    folder = out.parent
+    if make_folders:  # the nearest folder that exists is where one is made
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.exists():
+        raise CliError(f"--out {out}: no such folder {str(folder)!r}")
+    if not folder.is_dir():
+        raise CliError(f"--out {out}: {str(folder)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            out.exists() and not os.access(out, os.W_OK)):
+        raise CliError(f"--out {out}: permission denied")
+
+
+def _cannot_write(out: Path, exc: OSError) -> CliError:
+    return CliError(f"--out {out}: cannot write: {exc.strerror or exc}")
 
 
 @main.command()
@@ -334,11 +399,28 @@ def claims(entity: str, since: str, db: Path, fmt: str) -> None:
     """Claims about one entity, newest first."""
     from tasks.load import query
 
-    cutoff = datetime.now(UTC) - parse_since(since)
+    cutoff = since_cutoff(since)
     columns, rows = query(db, "SELECT claimed_at, speaker, cue, content, source, url "
                               "FROM entity_timeline WHERE entity = ? AND claimed_at >= ? "
                               "ORDER BY claimed_at DESC", [entity, cutoff])
+    if not rows:
+        stored = [r[0] for r in query(db, "SELECT DISTINCT entity FROM claim_entities")[1]]
+        if entity not in stored:
+            raise CliError(_unknown_entity(entity, stored))
     click.echo(format_rows(columns, rows, fmt))
+
+
+def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
+    """The message for an entity no stored claim names, with the closest stored names."""
+    message = f"--entity {entity!r}: unknown entity (no stored claim names it)"
+    by_key = {name.casefold(): name for name in sorted(stored, reverse=True)}
+    close = difflib.get_close_matches(entity.casefold(), by_key, n=3, cutoff=0.6)
+    if close:
+        return message + "; did you mean " + ", ".join(repr(by_key[c]) for c in close) + "?"
+    if not stored:
+        return message + "; the database has no claims yet"
+    return message + "; list them with: policywatch sql \"SELECT DISTINCT entity FROM " \
+                     "claim_entities ORDER BY 1\""
 
 
 @main.command()
@@ -354,18 +436,41 @@ def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
     """Ad-hoc SQL over the database, on a read-only connection."""
     from tasks.load import export_parquet, query
 
+    _refuse_file_writes(query_text)
     if fmt == "parquet":
         if out is None:
             raise click.UsageError("--format parquet needs --out FILE")
+        _check_out(out)
         count = export_parquet(db, query_text, out)
         click.echo(f"wrote {count} rows to {out}")
         return
+    if out is not None:
+        _check_out(out)
     columns, rows = query(db, query_text)
     text = format_rows(columns, rows, fmt)
     if out is not None:
-        out.write_text(text + "\n", encoding="utf-8")
+        try:
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise _cannot_write(out, exc) from None
     else:
         click.echo(text)
+
+
+def _refuse_file_writes(query_text: str) -> None:
+    """The read-only connection refuses writes to the database, not to files: refuse the
+    statements that write files (COPY ... TO, EXPORT DATABASE), as DuckDB parses them."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query_text)
+    except duckdb.Error:
+        return  # not SQL: running it gives DuckDB's own one-line error
+    writers = {duckdb.StatementType.COPY, duckdb.StatementType.COPY_DATABASE,
+               duckdb.StatementType.EXPORT}
+    if any(statement.type in writers for statement in statements):
+        raise CliError("sql is read-only: COPY and EXPORT DATABASE are refused; to save a "
+                       "result use --out FILE (--format csv, json or parquet)")
 
 
 # -- report and reprocess ------------------------------------------------------------------
@@ -394,8 +499,13 @@ def report(since: str, out: Path, db: Path | None, config_path: Path | None,
         config = load_config(config_path)
         tracked = [e.name for e in config.tracked_entities] or None
         db = db or config.database
-    path = write_report(db or Path(DEMO_DB), out, since=datetime.now(UTC) - parse_since(since),
-                        run_id=run_id, tracked=tracked)
+    cutoff = since_cutoff(since)
+    _check_out(out, make_folders=True)  # write_report makes missing folders
+    try:
+        path = write_report(db or Path(DEMO_DB), out, since=cutoff, run_id=run_id,
+                            tracked=tracked)
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
     click.echo(f"wrote {path}")
 
 
@@ -415,11 +525,18 @@ def reprocess(config_path: Path, db: Path | None, source: str | None, no_extract
     from dataclasses import asdict
 
     from schemas.config import load_config
-    from tasks.load import run_lock
+    from tasks.load import read_archived_sources, run_lock
     from tasks.reprocess import reprocess as reprocess_archive
 
     config = load_config(config_path)
     target = db or config.database
+    if not Path(target).exists():  # before the lock, which would leave `<target>.lock`
+        raise LoadError(f"{target}: no such database")
+    if source is not None:
+        known = [s.name for s in config.sources]  # and those archived, gone from the config
+        known += [name for name in read_archived_sources(target) if name not in known]
+        if source not in known:
+            raise CliError(f"--source {source!r}: no such source; known: {', '.join(known)}")
     with run_lock(target, wait_s=60):
         counts = reprocess_archive(target, config, extract=not no_extract, source=source)
     values = asdict(counts)

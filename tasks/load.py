@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,13 @@ def begin_run(path: Path | str, run_id: str, started_at: datetime,
             "INSERT OR REPLACE INTO runs (run_id, started_at, status, config_path, "
             "schema_version, ddl_hash) VALUES (?, ?, 'running', ?, ?, ?)",
             [run_id, started_at, config_path, SCHEMA_VERSION, ddl_hash()])
+
+
+def fail_run(path: Path | str, run_id: str, finished_at: datetime) -> None:
+    """A run that raised: failed, with the counts its load (if any) recorded kept."""
+    with open_for_write(path) as con:
+        con.execute("UPDATE runs SET finished_at = ?, status = 'failed' WHERE run_id = ?",
+                    [finished_at, run_id])
 
 
 def finish_run(path: Path | str, summary: RunSummary) -> None:
@@ -444,6 +451,12 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
          for a in planned if a.alert_id in new_alerts])
 
     _record_pages(con, batch, now)
+    # counted with the rows, in the same transaction: a run that dies after its load still
+    # says what it stored (finish_run adds the alerts and the status)
+    con.execute("UPDATE runs SET articles_new = articles_new + ?, comments_new = comments_new "
+                "+ ?, claims_new = claims_new + ?, stances_new = stances_new + ? "
+                "WHERE run_id = ?",
+                [len(new_articles), len(new_comments), len(fresh), len(new_stances), run])
     return LoadCounts(
         articles_new=len(new_articles), articles_updated=len(updated),
         comments_new=len(new_comments), claims_new=len(fresh), stances_new=len(new_stances),
@@ -732,23 +745,29 @@ class ReloadCounts:
     claims_removed: int = 0
     stances_new: int = 0
     stances_updated: int = 0
+    stances_removed: int = 0  # of topics no longer in the config
 
 
 def reload_articles(path: Path | str, run_id: str, articles: Sequence[Article],
                     comments: Sequence[Comment], claims: Sequence[Claim],
-                    stances: Sequence[Stance]) -> ReloadCounts:
+                    stances: Sequence[Stance], *,
+                    topics: Sequence[str] | None = None) -> ReloadCounts:
     """Replace what was extracted from these articles in place, in one transaction.
 
     Ids stay: articles, comments and stances are updated under their keys (first_seen_at
     kept), new ones inserted. The claims of each article are replaced: claims found again
-    are updated, new ones inserted, ones no longer found deleted with their entities.
+    are updated, new ones inserted, ones no longer found deleted with their entities. A
+    claim whose id changed because the extractor now names its speaker differently (same
+    article, same words) takes over the old one's first_seen_at, run and alerts.
+    `topics` None leaves claims and stances alone (articles and comments only); otherwise
+    stances of these comments on topics not in it are deleted.
     Alerts are not raised here: re-processing is maintenance, not news.
     """
     now = datetime.now(UTC)
     with open_for_write(path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            counts = _reload(con, run_id, articles, comments, claims, stances, now)
+            counts = _reload(con, run_id, articles, comments, claims, stances, now, topics)
             con.execute("COMMIT")
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
@@ -758,7 +777,7 @@ def reload_articles(path: Path | str, run_id: str, articles: Sequence[Article],
 
 def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article],
             comments: Sequence[Comment], claims: Sequence[Claim], stances: Sequence[Stance],
-            now: datetime) -> ReloadCounts:
+            now: datetime, topics: Sequence[str] | None) -> ReloadCounts:
     by_article = list({a.article_id: a for a in articles}.values())
     new_articles = _new_ids(con, "articles", "article_id", [a.article_id for a in by_article])
     _insert_articles(con, [a for a in by_article if a.article_id in new_articles], now,
@@ -782,25 +801,66 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
         [[c.article_id, c.author, c.body, c.posted_at, c.parent_id, c.comment_id]
          for c in by_comment if c.comment_id not in new_comments])
 
+    counts = ReloadCounts(
+        articles_new=len(new_articles), articles_updated=len(by_article) - len(new_articles),
+        comments_new=len(new_comments), comments_updated=len(by_comment) - len(new_comments))
+    if topics is None:
+        return counts
+    return replace(counts, **asdict(_reload_claims(con, run, by_article, claims, now)),
+                   **asdict(_reload_stances(con, run, by_comment, stances, topics)))
+
+
+@dataclass(frozen=True)
+class _ClaimCounts:
+    claims_new: int
+    claims_kept: int
+    claims_removed: int
+
+
+@dataclass(frozen=True)
+class _StanceCounts:
+    stances_new: int
+    stances_updated: int
+    stances_removed: int
+
+
+def _reload_claims(con: duckdb.DuckDBPyConnection, run: str, by_article: Sequence[Article],
+                   claims: Sequence[Claim], now: datetime) -> _ClaimCounts:
     ids = [a.article_id for a in by_article]
     by_claim = list({c.claim_id: c for c in claims if c.article_id in set(ids)}.values())
-    old = {row[0] for row in con.execute(
-        "SELECT claim_id FROM claims WHERE article_id IN (SELECT unnest(?::VARCHAR[]))",
-        [ids]).fetchall()} if ids else set()
+    stored = {row[0]: row[1:] for row in con.execute(
+        "SELECT claim_id, article_id, claim_key, first_seen_at, run_id FROM claims "
+        "WHERE article_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()} if ids else {}
+    old = set(stored)
     keep = {c.claim_id for c in by_claim}
     gone = sorted(old - keep)
+    # the same words in the same article under a new id (a better speaker): the same claim
+    was: dict[tuple[str, str], tuple[str, datetime, str]] = {}
+    for claim_id in gone:
+        article_id, claim_key, first_seen, old_run = stored[claim_id]
+        was.setdefault((article_id, claim_key), (claim_id, first_seen, old_run))
     if gone:
         con.execute("DELETE FROM claim_entities WHERE claim_id IN "
                     "(SELECT unnest(?::VARCHAR[]))", [gone])
         con.execute("DELETE FROM claims WHERE claim_id IN (SELECT unnest(?::VARCHAR[]))",
                     [gone])
     new_claims = _new_ids(con, "claims", "claim_id", [c.claim_id for c in by_claim])
+    moved: dict[str, tuple[str, datetime, str]] = {}
+    for claim in by_claim:
+        if claim.claim_id in new_claims:
+            earlier = was.pop((claim.article_id, claim.claim_key), None)
+            if earlier is not None:
+                moved[claim.claim_id] = earlier
     _many(con,
         "INSERT INTO claims (claim_id, article_id, speaker, speaker_entity, cue, content, "
         "sentence, quote_kind, claim_key, first_seen_at, run_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[c.claim_id, c.article_id, c.speaker, c.speaker_entity, c.cue, c.content, c.sentence,
-          c.quote_kind, c.claim_key, now, run] for c in by_claim if c.claim_id in new_claims])
+          c.quote_kind, c.claim_key, *(moved[c.claim_id][1:] if c.claim_id in moved
+                                       else (now, run))]
+         for c in by_claim if c.claim_id in new_claims])
+    _many(con, "UPDATE alerts SET claim_id = ? WHERE claim_id = ?",
+          [[new_id, old_id] for new_id, (old_id, _, _) in moved.items()])
     _many(con,
         "UPDATE claims SET speaker = ?, speaker_entity = ?, cue = ?, content = ?, "
         "sentence = ?, quote_kind = ?, claim_key = ? WHERE claim_id = ?",
@@ -823,23 +883,32 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
             published.get(claim_article[claim_id]) or now]
            for claim_id, entity in sorted(pairs)])
 
+    return _ClaimCounts(claims_new=len(new_claims) - len(moved),
+                        claims_kept=len(keep & old) + len(moved),
+                        claims_removed=len(gone) - len(moved))
+
+
+def _reload_stances(con: duckdb.DuckDBPyConnection, run: str, by_comment: Sequence[Comment],
+                    stances: Sequence[Stance], topics: Sequence[str]) -> _StanceCounts:
     keyed = {(s.comment_id, s.topic): s for s in stances}
-    existing: set[tuple[str, str]] = set()
-    if keyed:
-        existing = set(con.execute(
+    comment_ids = sorted({c.comment_id for c in by_comment} | {k[0] for k in keyed})
+    stored: set[tuple[str, str]] = set()
+    if comment_ids:
+        stored = set(con.execute(
             "SELECT comment_id, topic FROM stances WHERE comment_id IN "
-            "(SELECT unnest(?::VARCHAR[]))", [sorted({k[0] for k in keyed})]).fetchall())
+            "(SELECT unnest(?::VARCHAR[]))", [comment_ids]).fetchall())
+    stale = sorted(k for k in stored if k[1] not in set(topics))  # a topic since removed
+    _many(con, "DELETE FROM stances WHERE comment_id = ? AND topic = ?",
+          [list(k) for k in stale])
+    existing = stored & set(keyed)
     _many(con, "INSERT INTO stances (comment_id, topic, label, score, run_id) "
                "VALUES (?, ?, ?, ?, ?)",
           [[s.comment_id, s.topic, s.label, s.score, run]
            for k, s in keyed.items() if k not in existing])
     _many(con, "UPDATE stances SET label = ?, score = ? WHERE comment_id = ? AND topic = ?",
           [[s.label, s.score, s.comment_id, s.topic] for k, s in keyed.items() if k in existing])
-    return ReloadCounts(
-        articles_new=len(new_articles), articles_updated=len(by_article) - len(new_articles),
-        comments_new=len(new_comments), comments_updated=len(by_comment) - len(new_comments),
-        claims_new=len(new_claims), claims_kept=len(keep & old), claims_removed=len(gone),
-        stances_new=len(keyed) - len(existing), stances_updated=len(existing))
+    return _StanceCounts(stances_new=len(keyed) - len(existing),
+                         stances_updated=len(existing), stances_removed=len(stale))
 
 
 begin_run_task = task(name="begin-run")(begin_run)

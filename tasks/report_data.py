@@ -144,25 +144,44 @@ def _outlet(source: str, url: str, title: str | None, published: datetime | None
     return Outlet(source, url, title, utc(published or seen), published is not None)
 
 
+def covered_runs(db: Path | str, run_id: str) -> list[str]:
+    """The run, and the failed runs since the completed one before it: a run that died
+    after its load stored claims no briefing showed, so the next briefing shows them."""
+    return [r[0] for r in _rows(db, """
+        WITH cur AS (SELECT started_at AS t0 FROM runs WHERE run_id = ?),
+             prev AS (SELECT max(started_at) AS t0 FROM runs
+                      WHERE status = 'completed' AND started_at < (SELECT t0 FROM cur))
+        SELECT run_id FROM runs
+        WHERE run_id = ? OR (status = 'failed' AND started_at < (SELECT t0 FROM cur)
+                             AND started_at > coalesce((SELECT t0 FROM prev),
+                                                       '-infinity'::TIMESTAMPTZ))
+        ORDER BY started_at""",
+        [run_id, run_id])]
+
+
 def new_claims(db: Path | str, run_id: str, entities: Sequence[str]
                ) -> dict[str, list[ClaimGroup]]:
-    """Per entity, the run's new claims grouped by claim_key, most-carried first."""
-    # the run's claims (entity set), then earlier runs' outlets of the same claims (NULL)
+    """Per entity, the run's new claims grouped by claim_key, most-carried first (with
+    those of failed runs since the last completed one: `covered_runs`)."""
+    runs = covered_runs(db, run_id) or [run_id]
+    # the runs' claims (entity set), then earlier runs' outlets of the same claims (NULL)
     rows = _rows(db, """
         WITH fresh AS (
             SELECT ce.entity, c.claim_key, c.speaker, c.cue, c.content, c.quote_kind,
                    c.sentence, a.source, a.url, a.title, a.published_at, c.first_seen_at
             FROM claim_entities ce JOIN claims c ON c.claim_id = ce.claim_id
             JOIN articles a ON a.article_id = c.article_id
-            WHERE c.run_id = ? AND ce.entity IN (SELECT unnest(?::VARCHAR[])))
+            WHERE c.run_id IN (SELECT unnest(?::VARCHAR[]))
+              AND ce.entity IN (SELECT unnest(?::VARCHAR[])))
         SELECT * FROM fresh
         UNION ALL
         SELECT NULL, c.claim_key, c.speaker, c.cue, c.content, c.quote_kind, c.sentence,
                a.source, a.url, a.title, a.published_at, c.first_seen_at
         FROM claims c JOIN articles a ON a.article_id = c.article_id
-        WHERE c.run_id <> ? AND c.claim_key IN (SELECT claim_key FROM fresh)
+        WHERE c.run_id NOT IN (SELECT unnest(?::VARCHAR[]))
+          AND c.claim_key IN (SELECT claim_key FROM fresh)
         ORDER BY coalesce(published_at, first_seen_at), source, url""",
-        [run_id, list(entities), run_id])
+        [runs, list(entities), runs])
     earlier: dict[str, list[Outlet]] = defaultdict(list)
     for entity, key, *_, source, url, title, published, seen in rows:
         if entity is None:

@@ -8,7 +8,11 @@ anything, and updates the stored rows in place:
   stay merged (tasks.crawl.page_states / apply_merges), comment ids derive from those;
 - articles, comments and stances are updated under their keys, new ones inserted;
 - each article's claims are replaced (tasks.load.reload_articles): claims found again keep
-  their id and first_seen_at, new ones are inserted, vanished ones deleted;
+  their id and first_seen_at, new ones are inserted, vanished ones deleted; a claim whose
+  speaker the current code names differently (so its id changes) takes over the old row's
+  first_seen_at, run and alerts;
+- stances on topics no longer in the config are deleted; `--no-extract` leaves claims and
+  stances untouched;
 - no alerts are raised: re-processing is maintenance, not news;
 - a page the current parser cannot read is counted and left as it was.
 
@@ -103,7 +107,9 @@ def _one_source(db_path: Path | str, config: Config, name: str, source: Source |
         failed_extract = {normalize_url(r.url) for r in rejects}
         # an article the extractor failed on keeps its old claims rather than losing them
         articles = [a for a in articles if normalize_url(a.url) not in failed_extract]
-    counts = reload_articles(db_path, run_id, articles, batch.comments, claims, stances)
+    # without extraction, claims and stances are left as they are (topics None)
+    counts = reload_articles(db_path, run_id, articles, batch.comments, claims, stances,
+                             topics=[t.name for t in config.topics] if extract else None)
     return ReprocessCounts(
         pages=len(raw), failed=sum(1 for o in batch.outcomes if o.error) + len(failed_extract),
         **asdict(counts))

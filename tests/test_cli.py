@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,6 +90,45 @@ def test_sql_is_read_only_and_errors_are_one_line(db_path: Path) -> None:
     assert code == 2 and "no such database" in err
 
 
+@pytest.mark.parametrize("statement", [
+    "COPY claims TO '{out}'", "COPY (SELECT 1 AS n) TO '{out}' (FORMAT parquet)",
+    "SELECT 1; COPY claims TO '{out}'", "EXPORT DATABASE '{out}'",
+    "copy claims from '{out}'"])
+@pytest.mark.parametrize("fmt", ["table", "parquet"])
+def test_sql_refuses_statements_that_write_files(db_path: Path, tmp_path: Path,
+                                                 statement: str, fmt: str) -> None:
+    load_batch(db_path, _batch("r1"))
+    target = tmp_path / "written"
+    (tmp_path / "in.csv").write_text("x\n")
+    sql = statement.format(out=tmp_path / "in.csv" if "from" in statement else target)
+    code, out, err = _run("sql", sql, "--db", str(db_path), "--format", fmt,
+                          "--out", str(tmp_path / "result"))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "read-only" in err and "--out" in err
+    assert not target.exists() and not (tmp_path / "result").exists()
+
+
+def test_reprocess_missing_database_or_unknown_source_is_one_line_exit_2(
+        db_path: Path, tmp_path: Path) -> None:
+    config = tmp_path / "pw.yaml"
+    config.write_text("sources:\n  - name: wire\n    urls: [https://wire.example/x]\n"
+                      "  - name: blog\n    urls: [https://blog.example/x]\n")
+    typo = tmp_path / "typo.duckdb"
+    code, out, err = _run("reprocess", "--config", str(config), "--db", str(typo))
+    assert (code, out) == (2, "") and err == f"policywatch: error: {typo}: no such database\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pw.yaml"]  # no database, no lock
+
+    load_batch(db_path, _batch("r1", source="gone"))  # archived, no longer configured
+    code, out, err = _run("reprocess", "--config", str(config), "--db", str(db_path),
+                          "--source", "nosuch", "--no-extract")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "'nosuch'" in err and "known: wire, blog, gone" in err
+    code, out, err = _run("reprocess", "--config", str(config), "--db", str(db_path),
+                          "--source", "gone", "--no-extract")
+    assert code == 0, err
+    assert "pages              1" in out
+
+
 def test_format_rows_table_clips_wide_cells() -> None:
     out = format_rows(["a"], [("x" * 100,)], "table")
     assert max(len(line) for line in out.splitlines()) <= 60
@@ -146,10 +188,92 @@ def test_claims_command_lists_an_entitys_claims(db_path: Path) -> None:
     assert code == 0
     [row] = json.loads(out)
     assert row["speaker"] == "David Sacks" and row["content"] == "Huawei is closing the gap"
-    code, out, _ = _run("claims", "--entity", "Nvidia", "--db", str(db_path))
+    # a stored entity with no claims in the window: no rows, no error
+    code, out, _ = _run("claims", "--entity", "David Sacks", "--since", "1m", "--db",
+                        str(db_path))
     assert code == 0 and "(0 rows)" in out
     code, _, err = _run("claims", "--entity", "Huawei", "--since", "soon", "--db", str(db_path))
     assert code == 2 and "use a number and m, h, d or w" in err
+
+
+def test_claims_unknown_entity_suggests_stored_names(db_path: Path) -> None:
+    load_batch(db_path, _batch("r1"))
+    code, out, err = _run("claims", "--entity", "huawei", "--since", "36500d", "--db",
+                          str(db_path))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "unknown entity" in err and "'huawei'" in err and "did you mean 'Huawei'" in err
+    code, out, err = _run("claims", "--entity", "Nvidia", "--db", str(db_path))
+    assert code == 2 and out == "" and "unknown entity" in err and "Huawei" not in err
+
+
+@pytest.mark.parametrize("command", ["claims", "report"])
+@pytest.mark.parametrize("since", ["99999999d", pytest.param("1" + "0" * 400 + "d", id="1e400d"),
+                                   "5x", "-3d", "1e5d"])
+def test_since_too_large_or_malformed_is_one_line_exit_2(db_path: Path, tmp_path: Path,
+                                                         command: str, since: str) -> None:
+    load_batch(db_path, _batch("r1"))
+    args = ["--entity", "Huawei"] if command == "claims" else ["--out", str(tmp_path / "r.html")]
+    code, out, err = _run(command, *args, "--since", since, "--db", str(db_path))
+    assert (code, out) == (2, "")
+    assert err.startswith("policywatch: error: --since ") and err.count("\n") == 1
+    assert "Traceback" not in err and not (tmp_path / "r.html").exists()
+
+
+def _unwritable(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    if case == "missing folder":
+        return tmp_path / "nodir" / "x.out"
+    if case == "folder":
+        return tmp_path
+    if case == "under a file":
+        (tmp_path / "file").write_text("x")
+        return tmp_path / "file" / "x.out"
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root writes anywhere: deny as a read-only mount would
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+            Path(path) != locked and real_access(path, mode, **kw)))
+    return locked / "x.out"
+
+
+@pytest.mark.parametrize("case", ["missing folder", "folder", "under a file",
+                                  "permission denied"])
+@pytest.mark.parametrize("command", [["sql", "SELECT 1"],
+                                     ["sql", "SELECT 1", "--format", "parquet"],
+                                     ["sql", "SELECT 1", "--format", "csv"], ["report"]])
+def test_unwritable_out_is_one_line_exit_2(db_path: Path, tmp_path: Path, case: str,
+                                           command: list[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    load_batch(db_path, _batch("r1"))
+    (tmp_path / "out").mkdir()
+    out = _unwritable(tmp_path / "out", case, monkeypatch)
+    if command == ["report"] and case == "missing folder":
+        # `report` makes missing folders
+        code, stdout, err = _run(*command, "--db", str(db_path), "--out", str(out))
+        assert code == 0, err
+        assert out.is_file()
+        return
+    code, stdout, err = _run(*command, "--db", str(db_path), "--out", str(out))
+    assert (code, stdout) == (2, ""), err
+    assert err.startswith(f"policywatch: error: --out {out}: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_out_write_failure_is_one_line_exit_2(db_path: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure only the write itself finds (a full disk, a read-only mount)."""
+    load_batch(db_path, _batch("r1"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.setattr("tasks.report.write_report", refuse)
+    for command in (["sql", "SELECT 1"], ["report"]):
+        out = tmp_path / "x.out"
+        code, stdout, err = _run(*command, "--db", str(db_path), "--out", str(out))
+        assert (code, stdout) == (2, "")
+        assert err == f"policywatch: error: --out {out}: cannot write: Permission denied\n"
 
 
 def test_sql_parquet_export(db_path: Path, tmp_path: Path) -> None:
@@ -223,3 +347,42 @@ def test_sql_text_formats_take_any_duckdb_value(db_path: Path, fmt: str) -> None
 ])
 def test_iso_duration(span: dict[str, float], expected: str) -> None:
     assert iso_duration(timedelta(**span)) == expected
+
+
+_CLUSTER = """
+import logging, sys
+
+def main():
+    logging.basicConfig()  # like Prefect: a console handler on the root logger
+    if "imported" in sys.argv:
+        import distributed  # noqa: F401
+    from policywatch.cli import _quiet_prefect
+
+    _quiet_prefect(verbose="-v" in sys.argv)
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("args", [[], ["imported"], ["-v"]])
+def test_dask_logs_only_warnings_unless_verbose(tmp_path: Path, args: list[str]) -> None:
+    """`runner: {kind: dask}` without -v: no INFO lines from the scheduler, nanny, workers."""
+    pytest.importorskip("distributed")
+    script = tmp_path / "cluster.py"
+    script.write_text(_CLUSTER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, str(script), *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = [line for line in done.stderr.splitlines() if line.startswith("INFO:distributed")]
+    if "-v" in args:
+        assert info  # the check sees them when they are there
+    else:
+        assert not info, "\n".join(info)

@@ -78,8 +78,15 @@ def test_kill_9_then_rerun(point: str, site: Path, db_path: Path, httpserver: HT
     assert counts == reference
     keys = _keys(httpserver)
     assert len(keys) == len(set(keys)) == counts["alerts"]  # each alert delivered once
-    _, runs = query(db_path, "SELECT status FROM runs ORDER BY started_at")
-    assert runs == [("failed",), ("completed",)]
+    _, runs = query(db_path, "SELECT status, claims_new FROM runs ORDER BY started_at")
+    assert [r[0] for r in runs] == ["failed", "completed"]
+    if point == "alert":  # killed after its load: the failed run says what it stored
+        assert runs[0][1] == counts["claims"] and runs[1][1] == 0
+        # and the next run's briefing shows those claims, which no briefing showed yet
+        from tasks.report_data import covered_runs
+        [(failed_id,), (done_id,)] = query(db_path, "SELECT run_id FROM runs "
+                                                    "ORDER BY started_at")[1]
+        assert covered_runs(db_path, done_id) == [failed_id, done_id]
 
 
 def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> None:

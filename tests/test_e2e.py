@@ -93,6 +93,11 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     assert len(posts) == sent
     assert any("Huawei" in p["title"] for p in posts)
 
+    # the run's briefing page carries the finished run's figures, alerts included
+    page = Path(first.report_path or "").read_text()
+    assert "(completed," in page and "(running," not in page
+    assert f"{first.alerts_sent} / {first.alerts_failed}" in page
+
     # an Atom feed per tracked entity, readable by any feed reader
     import feedparser
 

@@ -18,7 +18,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from schemas.config import Config, Crawl, Source
+from schemas.config import Config, Crawl, Source, Topic
 from tasks.crawl import crawl_source
 from tasks.ids import article_id_for, normalize_url
 from tasks.load import LoadBatch, LoadCounts, load_batch, query
@@ -479,3 +479,63 @@ def test_reprocess_replaces_claims_in_place(site: Site, db_path: Path) -> None:
     assert {c for (c,) in rows(db_path, "SELECT claim_id FROM claims")} == kept
     assert dict(rows(db_path, "SELECT claim_id, first_seen_at FROM claims")) == first_seen
     assert one(db_path, "SELECT count(*) FROM claims WHERE cue = 'wrong'") == 0
+
+
+def test_reprocess_without_extraction_keeps_every_claim(site: Site, db_path: Path) -> None:
+    analyse = pytest.importorskip("tasks.analyse")
+    text = [*PARAS, '"These rules will cost us dearly," said Jane Doe, a chip executive.']
+    site.add("/a.html", article_html("Story", text))
+    batch, _ = night(site, db_path, run="r1")
+    claims, _ = analyse.extract_article_claims(batch.articles, [])
+    load_batch(db_path, LoadBatch(run_id="r1x", claims=claims))
+    before = rows(db_path, "SELECT claim_id, first_seen_at FROM claims ORDER BY 1")
+    assert before
+    counts = reprocess(db_path, _config(site), extract=False)
+    assert (counts.claims_removed, counts.claims_new) == (0, 0)
+    assert rows(db_path, "SELECT claim_id, first_seen_at FROM claims ORDER BY 1") == before
+
+
+def test_reprocess_moves_a_claim_whose_speaker_changed_with_its_history(
+        site: Site, db_path: Path) -> None:
+    # an older extractor named the speaker differently, so the claim had another id; its
+    # first_seen_at, run and alerts go to the claim the current code finds
+    analyse = pytest.importorskip("tasks.analyse")
+    from tasks.load import open_for_write
+
+    text = [*PARAS, '"These rules will cost us dearly," said Jane Doe, a chip executive.']
+    site.add("/a.html", article_html("Story", text))
+    batch, _ = night(site, db_path, run="r1")
+    claims, _ = analyse.extract_article_claims(batch.articles, [])
+    load_batch(db_path, LoadBatch(run_id="r1x", claims=claims))
+    [(claim_id, key, first_seen)] = rows(
+        db_path, "SELECT claim_id, claim_key, first_seen_at FROM claims "
+                 "WHERE content LIKE '%cost us dearly%'")
+    with open_for_write(db_path) as con:
+        con.execute("UPDATE claims SET claim_id = 'old-id', speaker = 'Doe' "
+                    "WHERE claim_id = ?", [claim_id])
+        con.execute("INSERT INTO alerts (alert_id, claim_id, claim_key, entity, channel, "
+                    "rule, mode, status, attempts, created_at, run_id) VALUES ('a1', "
+                    "'old-id', ?, 'Acme', 'json://x', 'tracked', 'immediate', 'sent', 1, "
+                    "now(), 'r1x')", [key])
+    counts = reprocess(db_path, _config(site))
+    assert counts.claims_new == 0 and counts.claims_removed == 0
+    assert rows(db_path, "SELECT claim_id, first_seen_at, run_id FROM claims "
+                         "WHERE claim_key = ?", [key]) == [(claim_id, first_seen, "r1x")]
+    assert one(db_path, "SELECT claim_id FROM alerts WHERE alert_id = 'a1'") == claim_id
+
+
+def test_reprocess_drops_stances_of_removed_topics(site: Site, db_path: Path) -> None:
+    pytest.importorskip("tasks.analyse")
+    from tasks.load import open_for_write
+
+    site.add("/a.html", article_html("Story", PARAS, comments=(("Ann", "Tighter rules now."),)))
+    night(site, db_path, run="r1")
+    [(comment_id,)] = rows(db_path, "SELECT comment_id FROM comments")
+    with open_for_write(db_path) as con:
+        con.execute("INSERT INTO stances (comment_id, topic, label, score, run_id) "
+                    "VALUES (?, 'renamed-away', 'favor', 0.4, 'r1')", [comment_id])
+    config = _config(site).model_copy(update={"topics": (Topic(
+        name="controls", description="The US should restrict chip exports to China."),)})
+    counts = reprocess(db_path, config)
+    assert (counts.stances_new, counts.stances_updated, counts.stances_removed) == (1, 0, 1)
+    assert rows(db_path, "SELECT topic FROM stances") == [("controls",)]
