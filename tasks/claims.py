@@ -662,11 +662,21 @@ def _continue_quote(text: str, end: int, item: _Found, quotes: QuoteIndex,
             return end
         after = text.find("\n", nxt[1])
         after = min(nxt[1] + 100, len(text) if after < 0 else after)
+        if _ends_sentence(text, nxt[1]):
+            after = nxt[1]  # '"B." The analyst said ...': that cue starts a new sentence
         if any((end <= c < nxt[0] or nxt[1] <= c < after) and c != item.cue[0].idx
                for c in cue_starts):
             return end  # another cue ("adding that ...", '"B," she said') is in the way
         end = nxt[1]
     return end
+
+
+def _ends_sentence(text: str, quote_end: int) -> bool:
+    """Whether the quotation closing at `quote_end` ends its sentence: a stop inside the
+    marks ('... volumes."') and a capital letter next, as opposed to '"B," she said'."""
+    inner = text[max(quote_end - 3, 0): quote_end - 1].rstrip()
+    rest = text[quote_end: quote_end + 3].lstrip(" ")
+    return bool(inner) and inner[-1] in ".!?" and bool(rest) and rest[0].isupper()
 
 
 def _unquote(text: str, start: int, end: int, quotes: QuoteIndex) -> tuple[int, int]:

@@ -195,7 +195,8 @@ class Resolver:
     # -- article-wide name table --------------------------------------------------------
 
     def _collect_people(self) -> None:
-        for ent in _person_spans(self.doc):
+        people = _person_spans(self.doc)
+        for ent in people:
             tokens = _strip_titles([t for t in ent if not t.is_punct or t.text == "."])
             if not tokens:
                 continue
@@ -221,7 +222,7 @@ class Resolver:
             if words:
                 mention.text = self.full_names.get(words[-1], mention.text)
         self.mentions.sort(key=lambda m: m.pos)
-        for ent in _person_spans(self.doc):
+        for ent in people:
             self._collect_role(ent)
 
     def _collect_role(self, ent: Span) -> None:

@@ -322,3 +322,16 @@ def test_a_family_name_first_resolves_to_the_full_name() -> None:
             "China would take measures.")
     claims = extract_claims(text, [])
     assert {c.speaker for c in claims} == {"Mao Ning"}
+
+
+def test_a_second_quotation_carries_on_when_a_new_sentence_with_a_cue_follows() -> None:
+    text = ('"The rule is only partly right," said Tom Baker, an analyst at Bellwether. '
+            '"Rivals can absorb demand at the low end today." The analyst said cloud '
+            "providers had been stockpiling chips.")
+    claims = extract_claims(text, [])
+    quoted = _claim(claims, "only partly right")
+    assert "Rivals can absorb demand" in quoted.content
+    assert _claim(claims, "stockpiling chips").speaker == "Tom Baker"
+    # '"B," she replied' still stops the run: that cue is the next quotation's own
+    text = ('"We will not comment," said Tom Baker. "This is wrong," Jane Miller replied.')
+    assert "This is wrong" not in _claim(extract_claims(text, []), "not comment").content
