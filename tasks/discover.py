@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import feedparser
 from dateutil import parser as dateparser
@@ -28,7 +28,7 @@ from protego import Protego
 from schemas.config import Crawl, Source
 from schemas.models import FetchRequest, FetchResult, Reject
 from tasks.fetch import FEED_TYPES, fetch_many
-from tasks.ids import normalize_url
+from tasks.ids import join_url, normalize_url
 
 _FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
                "application/rdf+xml"}
@@ -100,10 +100,7 @@ def url_problem(url: str) -> str | None:
 def _resolve(base_url: str, link: str) -> str:
     """A link made absolute; one that cannot be (an invalid URL) is kept as written, for
     `url_problem` to reject with its reason."""
-    try:
-        return urljoin(base_url, link.strip())
-    except ValueError:
-        return link.strip()
+    return join_url(base_url, link) or link.strip()
 
 
 def _looks_like_html(content: bytes) -> bool:
