@@ -36,7 +36,10 @@ def start_local_server(echo: Callable[[str], None]) -> tuple[subprocess.Popen[by
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
          "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # its own process group: Ctrl-C in a terminal reaches `serve` alone, which lets the
+        # night in flight finish against a live API and then stops the server (finally)
+        start_new_session=True)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

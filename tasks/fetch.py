@@ -46,6 +46,7 @@ ROBOTS_TYPES = ("text/plain", "text/html", "application/octet-stream")
 ROBOTS_MAX_BYTES = 500_000  # RFC 9309: parse at least 500 KiB
 MAX_REDIRECTS = 10
 _RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+HOST_FAILURE_LIMIT = 3  # transient page failures in a row that close a host for the run
 _GONE_STATUSES = {404, 410}
 
 
@@ -143,8 +144,7 @@ def make_client(*, contact: str | None = None, timeout: httpx.Timeout = DEFAULT_
     return httpx.Client(
         timeout=timeout,
         headers={"User-Agent": user_agent(contact), "Accept-Encoding": "gzip, deflate"},
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
+        follow_redirects=False,  # followed hop by hop in _fetch_once
         transport=transport if transport is not None else _deadline_transport(),
     )
 
@@ -180,7 +180,8 @@ class _DeadlinePassed(TransientFetchError):
 
 def _fetch_once(client: httpx.Client, request: FetchRequest, *, accept: Sequence[str],
                 max_bytes: int, deadline: float, deadline_s: float,
-                started: float) -> FetchResult:
+                started: float, refuse: Callable[[str], str | None] | None = None
+                ) -> FetchResult:
     headers: dict[str, str] = {}
     if request.etag:
         headers["If-None-Match"] = request.etag
@@ -188,52 +189,25 @@ def _fetch_once(client: httpx.Client, request: FetchRequest, *, accept: Sequence
         headers["If-Modified-Since"] = request.last_modified
     fetched_at = datetime.now(UTC)
     passed = f"page deadline of {deadline_s:g} s passed"
+    url = request.url
     try:
-        with page_deadline(deadline), client.stream("GET", request.url,
-                                                     headers=headers) as response:
-            status = response.status_code
-            if status == 304:
-                return FetchResult(
-                    url=request.url, source=request.source, final_url=str(response.url),
-                    status=304, ok=True, not_modified=True, etag=request.etag,
-                    last_modified=request.last_modified, fetched_at=fetched_at,
-                    duration_ms=int((time.monotonic() - started) * 1000),
-                )
-            if status in _RETRY_STATUSES:
-                raise TransientFetchError(
-                    f"HTTP {status}", status=status,
-                    retry_after=_retry_after(response.headers.get("Retry-After")),
-                )
-            if status >= 400:
-                raise PermanentFetchError(f"HTTP {status}", status=status)
-            content_type = response.headers.get("Content-Type", "")
-            media_type = content_type.split(";")[0].strip().lower()
-            if media_type and not any(media_type == t for t in accept):
-                raise PermanentFetchError(f"unexpected content type {media_type!r}",
-                                          status=status)
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise PermanentFetchError(f"too large: {declared} bytes > {max_bytes}",
-                                          status=status)
-            chunks: list[bytes] = []
-            size = 0
-            # decoded bytes are counted, so a gzip bomb stops at the cap too
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise PermanentFetchError(f"too large: over {max_bytes} bytes",
-                                              status=status)
-                if time.monotonic() > deadline:
-                    raise _DeadlinePassed(passed, status=status)
-                chunks.append(chunk)
-            return FetchResult(
-                url=request.url, source=request.source, final_url=str(response.url),
-                status=status, ok=True, content=b"".join(chunks), content_type=media_type,
-                encoding=_charset(content_type), etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
-                bytes=response.num_bytes_downloaded,
-                duration_ms=int((time.monotonic() - started) * 1000), fetched_at=fetched_at,
-            )
+        for _ in range(MAX_REDIRECTS + 1):
+            # redirects are followed here, not by httpx, so that every hop is checked
+            # against its own origin's robots.txt
+            with page_deadline(deadline), client.stream(
+                    "GET", url, headers=headers, follow_redirects=False) as response:
+                target = response.next_request
+                if response.is_redirect and target is not None:
+                    url = str(target.url)
+                    refusal = refuse(url) if refuse is not None else None
+                    if refusal is not None:
+                        raise PermanentFetchError(f"redirected to {url}: {refusal}",
+                                                  status=response.status_code)
+                    continue
+                return _read_response(response, request, accept=accept,
+                                      max_bytes=max_bytes, deadline=deadline, passed=passed,
+                                      started=started, fetched_at=fetched_at)
+        raise PermanentFetchError(f"too many redirects (over {MAX_REDIRECTS})")
     except httpx.TooManyRedirects as exc:
         raise PermanentFetchError(f"too many redirects (over {MAX_REDIRECTS})") from exc
     except httpx.TimeoutException as exc:
@@ -248,6 +222,55 @@ def _fetch_once(client: httpx.Client, request: FetchRequest, *, accept: Sequence
         raise PermanentFetchError(f"invalid URL: {exc}") from exc
 
 
+def _read_response(response: httpx.Response, request: FetchRequest, *, accept: Sequence[str],
+                   max_bytes: int, deadline: float, passed: str, started: float,
+                   fetched_at: datetime) -> FetchResult:
+    """The result of a final (non-redirect) response, its body read within the limits."""
+    status = response.status_code
+    if status == 304:
+        return FetchResult(
+            url=request.url, source=request.source, final_url=str(response.url),
+            status=304, ok=True, not_modified=True, etag=request.etag,
+            last_modified=request.last_modified, fetched_at=fetched_at,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    if status in _RETRY_STATUSES:
+        raise TransientFetchError(
+            f"HTTP {status}", status=status,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
+    if status >= 400:
+        raise PermanentFetchError(f"HTTP {status}", status=status)
+    content_type = response.headers.get("Content-Type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type and not any(media_type == t for t in accept):
+        raise PermanentFetchError(f"unexpected content type {media_type!r}",
+                                  status=status)
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PermanentFetchError(f"too large: {declared} bytes > {max_bytes}",
+                                  status=status)
+    chunks: list[bytes] = []
+    size = 0
+    # decoded bytes are counted, so a gzip bomb stops at the cap too
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PermanentFetchError(f"too large: over {max_bytes} bytes",
+                                      status=status)
+        if time.monotonic() > deadline:
+            raise _DeadlinePassed(passed, status=status)
+        chunks.append(chunk)
+    return FetchResult(
+        url=request.url, source=request.source, final_url=str(response.url),
+        status=status, ok=True, content=b"".join(chunks), content_type=media_type,
+        encoding=_charset(content_type), etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
+        bytes=response.num_bytes_downloaded,
+        duration_ms=int((time.monotonic() - started) * 1000), fetched_at=fetched_at,
+    )
+
+
 def backoff_delay(attempt: int, base_s: float) -> float:
     """Exponential backoff with jitter: base * 2^(attempt-1), scaled by 0.5-1.5 at random."""
     return float(base_s * 2 ** (attempt - 1) * (0.5 + random.random()))
@@ -256,13 +279,16 @@ def backoff_delay(attempt: int, base_s: float) -> float:
 def fetch_url(client: httpx.Client, request: FetchRequest, *, accept: Sequence[str] = HTML_TYPES,
               max_bytes: int = 10_000_000, deadline_s: float = 60.0, retries: int = 3,
               backoff_s: float = 0.5, max_wait_s: float = 30.0,
-              sleep: Callable[[float], None] = time.sleep) -> FetchResult:
+              sleep: Callable[[float], None] = time.sleep,
+              refuse: Callable[[str], str | None] | None = None,
+              too_long: Callable[[float], None] | None = None) -> FetchResult:
     """Fetch one URL; never raises: a failure comes back as a result with `ok=False`.
 
     Transient faults (timeouts, connection errors, 408/425/429/5xx) are retried up to
     `retries` times with exponential backoff and jitter, or after the server's Retry-After.
     `deadline_s` bounds the whole page, retries and waits included; a Retry-After longer
-    than `max_wait_s` or past the deadline ends the attempt for this run.
+    than `max_wait_s` or past the deadline ends the attempt for this run (and is passed to
+    `too_long`). `refuse(url)` vets every redirect target (robots.txt).
     """
     started = time.monotonic()
     deadline = started + deadline_s
@@ -270,7 +296,8 @@ def fetch_url(client: httpx.Client, request: FetchRequest, *, accept: Sequence[s
     while True:
         try:
             return _fetch_once(client, request, accept=accept, max_bytes=max_bytes,
-                               deadline=deadline, deadline_s=deadline_s, started=started)
+                               deadline=deadline, deadline_s=deadline_s, started=started,
+                               refuse=refuse)
         except _DeadlinePassed as exc:
             return _failure(request, exc, started)
         except TransientFetchError as exc:
@@ -278,6 +305,8 @@ def fetch_url(client: httpx.Client, request: FetchRequest, *, accept: Sequence[s
             wait = exc.retry_after if exc.retry_after is not None else backoff_delay(
                 attempt, backoff_s)
             if attempt > retries or wait > max_wait_s or time.monotonic() + wait >= deadline:
+                if exc.retry_after is not None and wait > max_wait_s and too_long is not None:
+                    too_long(wait)
                 return _failure(request, exc, started)
             sleep(wait)
         except FetchError as exc:
@@ -290,6 +319,13 @@ def _failure(request: FetchRequest, exc: FetchError, started: float) -> FetchRes
         error=str(exc), duration_ms=int((time.monotonic() - started) * 1000),
         fetched_at=datetime.now(UTC),
     )
+
+
+def _transient(result: FetchResult) -> bool:
+    """A failure worth trying again later: busy or failing server, timeout, connection."""
+    return not result.ok and (result.status in _RETRY_STATUSES or (
+        result.status is None and (result.error or "").startswith(
+            ("timed out", "connection failed", "page deadline"))))
 
 
 def is_gone(result: FetchResult) -> bool:
@@ -323,6 +359,8 @@ class HostGate:
         self._next_time: dict[str, float] = defaultdict(float)
         self._robots: dict[str, Protego | _Unavailable | None] = {}
         self._robots_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._closed: dict[str, str] = {}  # host -> why its other pages wait for next run
+        self._failures: dict[str, int] = defaultdict(int)  # transient failures in a row
 
     def robots(self, url: str) -> Protego | None:
         """The origin's parsed robots.txt; None when it has none (everything allowed)."""
@@ -349,13 +387,16 @@ class HostGate:
             return Protego.parse(result.content.decode("utf-8", errors="replace"))
         if result.status is not None and 400 <= result.status < 500 and result.status != 429:
             return None  # RFC 9309: 4xx means no robots.txt, everything allowed
-        if result.status is None and result.error and result.error.startswith(
-                ("unexpected content type", "too large")):
-            return None  # not a robots.txt we can read as one
+        if result.error and result.error.startswith(("unexpected content type", "too large")):
+            return None  # answered, but not a robots.txt we can read: everything allowed
         return _Unavailable(f"robots.txt unavailable ({result.error}): not fetched")
 
     def refusal(self, url: str) -> str | None:
-        """Why robots.txt forbids this URL, or None when it may be fetched."""
+        """Why this URL is not fetched now (robots.txt, or its host closed for this run), or
+        None when it may be fetched."""
+        closed = self._closed.get(urlsplit(url).netloc)
+        if closed is not None:
+            return closed
         if not self._crawl.obey_robots:
             return None
         found = self._robots_entry(url)
@@ -379,6 +420,24 @@ class HostGate:
             if crawl_delay:
                 delay = max(delay, float(crawl_delay))
         return delay
+
+    def close(self, url: str, reason: str) -> None:
+        """Fetch nothing more from this host in this run: its pages fail with `reason` and
+        are offered again on the next run."""
+        with self._lock:
+            self._closed.setdefault(urlsplit(url).netloc, reason)
+
+    def outcome(self, url: str, result: FetchResult) -> None:
+        """Count transient failures in a row; a host failing HOST_FAILURE_LIMIT pages in a
+        row is closed, so a site answering 429 or 503 to everything costs minutes, not
+        hours (every page would otherwise spend its retries and deadline)."""
+        host = urlsplit(url).netloc
+        with self._lock:
+            self._failures[host] = self._failures[host] + 1 if _transient(result) else 0
+            failing = self._failures[host] >= HOST_FAILURE_LIMIT
+        if failing:
+            self.close(url, f"host failing: {HOST_FAILURE_LIMIT} pages in a row failed "
+                            f"(last: {result.error}); retried next run")
 
     def back_off(self, url: str, seconds: float) -> None:
         """A host asked us to wait (Retry-After, or failing): every thread waits for it."""
@@ -425,10 +484,16 @@ def fetch_many(requests: Sequence[FetchRequest], crawl: Crawl, *,
             gate.back_off(request.url, seconds)
             time.sleep(seconds)
 
+        def too_long(seconds: float) -> None:
+            gate.close(request.url, f"host asked to retry after {seconds:g} s "
+                                    "(Retry-After); retried next run")
+
         with gate.slot(request.url):
-            return fetch_url(http, request, accept=accept, max_bytes=crawl.max_bytes,
-                             deadline_s=crawl.page_deadline_s, retries=crawl.retries,
-                             sleep=wait)
+            result = fetch_url(http, request, accept=accept, max_bytes=crawl.max_bytes,
+                               deadline_s=crawl.page_deadline_s, retries=crawl.retries,
+                               sleep=wait, refuse=gate.refusal, too_long=too_long)
+        gate.outcome(request.url, result)
+        return result
 
     try:
         if len(requests) <= 1:

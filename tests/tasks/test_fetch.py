@@ -396,3 +396,51 @@ def test_missing_robots_txt_allows_everything(httpserver: HTTPServer) -> None:
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/public"), source="s")],
                           Crawl())
     assert result.ok
+
+
+# -- politeness across redirects and failing hosts (session 5) --------------------------------
+
+
+def test_a_redirect_into_a_disallowed_path_is_refused(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nDisallow: /private/\n", content_type="text/plain")
+    httpserver.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": "/private/p.html"})
+    httpserver.expect_request("/private/p.html").respond_with_data(HTML,
+                                                                   content_type="text/html")
+    [result] = fetch_many([FetchRequest(url=httpserver.url_for("/moved"), source="s")],
+                          Crawl(retries=0))
+    assert not result.ok and "disallowed by robots.txt" in (result.error or "")
+    assert all(r.path != "/private/p.html" for r, _ in httpserver.log)
+
+
+def test_a_long_retry_after_closes_the_host_for_the_run(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/busy").respond_with_data(
+        "later", status=429, headers={"Retry-After": "3600"})
+    httpserver.expect_request(re.compile("/p.*")).respond_with_data(HTML,
+                                                                    content_type="text/html")
+    crawl = Crawl(retries=1, obey_robots=False, per_host_concurrency=1)
+    urls = ["/busy", "/p1", "/p2"]
+    results = fetch_many([FetchRequest(url=httpserver.url_for(u), source="s") for u in urls],
+                         crawl, workers=1)
+    assert [r.ok for r in results] == [False, False, False]
+    assert "Retry-After" in (results[1].error or "")
+    assert [r.path for r, _ in httpserver.log] == ["/busy"]  # the others were not asked
+
+
+def test_a_host_failing_every_page_is_given_up_for_the_run(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(re.compile("/p.*")).respond_with_data("down", status=503)
+    crawl = Crawl(retries=0, obey_robots=False, per_host_concurrency=1)
+    results = fetch_many([FetchRequest(url=httpserver.url_for(f"/p{i}"), source="s")
+                          for i in range(10)], crawl, workers=1)
+    assert not any(r.ok for r in results)
+    assert len(httpserver.log) == 3  # then the host is closed: retried next run
+    assert "host failing" in (results[-1].error or "")
+
+
+def test_robots_txt_in_an_odd_content_type_allows_everything(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nDisallow: /\n", content_type="text/x-robots")
+    httpserver.expect_request("/a").respond_with_data(HTML, content_type="text/html")
+    [result] = fetch_many([FetchRequest(url=httpserver.url_for("/a"), source="s")], Crawl())
+    assert result.ok  # unreadable as robots.txt: not a reason to crawl nothing
