@@ -481,6 +481,8 @@ def fetch_many(requests: Sequence[FetchRequest], crawl: Crawl, *,
                                error=refusal, fetched_at=datetime.now(UTC))
 
         def wait(seconds: float) -> None:
+            # a retry is a request to the host like any other: never sooner than its delay
+            seconds = max(seconds, gate.delay_for(request.url))
             gate.back_off(request.url, seconds)
             time.sleep(seconds)
 

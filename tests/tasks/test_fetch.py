@@ -444,3 +444,21 @@ def test_robots_txt_in_an_odd_content_type_allows_everything(httpserver: HTTPSer
     httpserver.expect_request("/a").respond_with_data(HTML, content_type="text/html")
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/a"), source="s")], Crawl())
     assert result.ok  # unreadable as robots.txt: not a reason to crawl nothing
+
+
+def test_a_retry_waits_for_the_crawl_delay(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nCrawl-delay: 1\n", content_type="text/plain")
+    seen: list[float] = []
+
+    def flaky(request: Request) -> Response:
+        seen.append(time.monotonic())
+        if len(seen) == 1:
+            return Response("busy", status=503)
+        return Response(HTML, content_type="text/html")
+
+    httpserver.expect_request("/flaky").respond_with_handler(flaky)
+    [result] = fetch_many([FetchRequest(url=httpserver.url_for("/flaky"), source="s")],
+                          Crawl(retries=1))
+    assert result.ok and len(seen) == 2
+    assert seen[1] - seen[0] >= 0.99  # the backoff (0.25-0.75 s) stretched to Crawl-delay
