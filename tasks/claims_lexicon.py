@@ -160,6 +160,8 @@ mr mr. mrs mrs. ms ms. miss dr dr. sen sen. rep rep. gov gov. president senator
 representative governor secretary minister judge justice general gen. gen col. col sir dame
 lord lady prof prof. professor rev rev. former
 """))
+# Words of a title or role, capitalised or not: "Chief Executive", "Commerce Secretary".
+TITLE_WORDS = TITLES | ROLE_NOUNS | SPOKES_ROLES
 MALE_TITLES = frozenset({"mr", "mr.", "sir", "lord"})
 FEMALE_TITLES = frozenset({"mrs", "mrs.", "ms", "ms.", "miss", "dame", "lady"})
 MALE_NOUNS = frozenset(_words("""

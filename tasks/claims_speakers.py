@@ -174,7 +174,8 @@ def _person_spans(doc: Doc) -> list[Span]:
 class Resolver:
     """Reading-order state for resolving the speakers of one article."""
 
-    def __init__(self, doc: Doc, index: EntityIndex, text: str | None = None) -> None:
+    def __init__(self, doc: Doc, index: EntityIndex, text: str | None = None,
+                 quotes: QuoteIndex | None = None) -> None:
         self.doc = doc
         # Doc.text is rebuilt from the tokens on every access: pass it in when known
         self.text = doc.text if text is None else text
@@ -189,7 +190,7 @@ class Resolver:
         # (position, role lemma, person) from appositions: "Tomás Ferreira, an analyst at
         # X" is who a later "the analyst" is
         self.roles: list[tuple[int, str, str]] = []
-        self._quotes: QuoteIndex | None = None  # built when first needed
+        self._quotes = quotes  # the extractor's own; built here when first needed if not
         self._collect_people()
 
     # -- article-wide name table --------------------------------------------------------
@@ -232,10 +233,15 @@ class Resolver:
         doc = self.doc
         surname = ent[-1].text
         name = self.full_names.get(surname, ent.text)
-        before = [t for t in doc[max(ent.start - 5, 0): ent.start]]
-        while before and (before[0].is_punct or before[0].pos_ in ("VERB", "AUX", "ADP")
-                          or any(t.is_punct and t.text != "'s" for t in before[1:])):
-            before = before[1:]  # only the words right before the name, in its phrase
+        # only the words right before the name, in its phrase (up to 5): stop at a
+        # punctuation mark (not "'s"), a verb or a preposition
+        first = ent.start
+        while first > max(ent.start - 5, 0):
+            tok = doc[first - 1]
+            if (tok.is_punct and tok.text != "'s") or tok.pos_ in ("VERB", "AUX", "ADP"):
+                break
+            first -= 1
+        before = list(doc[first: ent.start])
         after: list[Token] = []
         if ent.end < len(doc) and doc[ent.end].text == ",":
             for tok in doc[ent.end + 1: ent.end + 12]:
@@ -257,8 +263,7 @@ class Resolver:
         if lemmas & lex.SPOKES_ROLES:
             orgs = [e.name for s, _, e in self.index.hits
                     if start <= s < end and e.kind == "org"]
-            titled = lex.SPOKES_ROLES | lex.TITLES | lex.ROLE_NOUNS
-            if not orgs and not any(t.pos_ == "PROPN" and t.lower_ not in titled
+            if not orgs and not any(t.pos_ == "PROPN" and t.lower_ not in lex.TITLE_WORDS
                                     for t in words):
                 story = self._story_org(start)
                 orgs = [story] if story else []

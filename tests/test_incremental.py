@@ -481,13 +481,18 @@ def test_reprocess_replaces_claims_in_place(site: Site, db_path: Path) -> None:
     assert one(db_path, "SELECT count(*) FROM claims WHERE cue = 'wrong'") == 0
 
 
-def test_reprocess_without_extraction_keeps_every_claim(site: Site, db_path: Path) -> None:
+def _night_with_a_quoted_claim(site: Site, db_path: Path) -> None:
+    """One night over a page holding a quoted claim, its claims loaded under run r1x."""
     analyse = pytest.importorskip("tasks.analyse")
     text = [*PARAS, '"These rules will cost us dearly," said Jane Doe, a chip executive.']
     site.add("/a.html", article_html("Story", text))
     batch, _ = night(site, db_path, run="r1")
     claims, _ = analyse.extract_article_claims(batch.articles, [])
     load_batch(db_path, LoadBatch(run_id="r1x", claims=claims))
+
+
+def test_reprocess_without_extraction_keeps_every_claim(site: Site, db_path: Path) -> None:
+    _night_with_a_quoted_claim(site, db_path)
     before = rows(db_path, "SELECT claim_id, first_seen_at FROM claims ORDER BY 1")
     assert before
     counts = reprocess(db_path, _config(site), extract=False)
@@ -499,14 +504,9 @@ def test_reprocess_moves_a_claim_whose_speaker_changed_with_its_history(
         site: Site, db_path: Path) -> None:
     # an older extractor named the speaker differently, so the claim had another id; its
     # first_seen_at, run and alerts go to the claim the current code finds
-    analyse = pytest.importorskip("tasks.analyse")
     from tasks.load import open_for_write
 
-    text = [*PARAS, '"These rules will cost us dearly," said Jane Doe, a chip executive.']
-    site.add("/a.html", article_html("Story", text))
-    batch, _ = night(site, db_path, run="r1")
-    claims, _ = analyse.extract_article_claims(batch.articles, [])
-    load_batch(db_path, LoadBatch(run_id="r1x", claims=claims))
+    _night_with_a_quoted_claim(site, db_path)
     [(claim_id, key, first_seen)] = rows(
         db_path, "SELECT claim_id, claim_key, first_seen_at FROM claims "
                  "WHERE content LIKE '%cost us dearly%'")
