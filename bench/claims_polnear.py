@@ -1,7 +1,7 @@
-"""Score `tasks.claims.extract_claims` against PolNeAR's gold attributions.
+"""Score `tasks.claims.extractor.extract_claims` against PolNeAR's gold attributions.
 
     python bench/claims_polnear.py [--split dev] [--limit N] [--verbose]
-    python bench/claims_polnear.py --learn    # rebuild tasks/models/claims_cues.json
+    python bench/claims_polnear.py --learn    # rebuild tasks/claims/models/claims_cues.json
     python bench/train_claims_cues.py         # then the cue classifier (see its docstring)
 
 
@@ -21,7 +21,7 @@ cleanly when it is absent. Scoring (docs/claims.md):
   over the split, the first pass (per-word caches still filling) printed alongside, with
   the load average: other work on the machine slows the CPU down too.
 `--learn` parses the TRAIN split, counts for every word + construction how often it carried
-a gold claim (`tasks.claims_cues.learn`), then runs the extractor over train with that table
+a gold claim (`tasks.claims.cues.learn`), then runs the extractor over train with that table
 and lists in `drop` the keys whose outputs were right less than 30 % of the time (seen at
 least 5 times). Only counts are written, no text.
 Also scores the bundled sample article against tests/data/seed_claims.json.
@@ -43,14 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.config import Entity  # noqa: E402
 from schemas.models import ClaimDraft  # noqa: E402
-from tasks import claims_cuemodel, claims_cues, claims_parse  # noqa: E402
-from tasks.claims import _LEARNED_MIN as LEARNED_MIN  # noqa: E402
-from tasks.claims import (  # noqa: E402
-    claims_with_keys,
-    extract_claims,
-    extract_claims_many,
-    load_nlp,
-)
+from tasks.claims import claims_with_keys, extract_claims, extract_claims_many, load_nlp  # noqa: E402
+from tasks.claims import cuemodel as claims_cuemodel  # noqa: E402
+from tasks.claims import cues as claims_cues  # noqa: E402
+from tasks.claims import parse as claims_parse  # noqa: E402
+from tasks.claims.extractor import _LEARNED_MIN as LEARNED_MIN  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 SEED_TEXT = ROOT.parent / "shared" / "seeds" / "000_5bf2e83c85908633.txt"
@@ -243,7 +240,7 @@ def learn() -> None:
             if v[1] >= DROP_MIN_SEEN and v[0] / v[1] < DROP_BELOW}
     claims_cues.save(table, drop)
     claims_cues.clear_cache()
-    # which cue words alone do not make a sentence worth parsing (tasks.claims_parse)
+    # which cue words alone do not make a sentence worth parsing (tasks.claims.parse)
     sentence_stats: list[claims_parse.SentenceStat] = []
     n_gold = 0
     for row, doc in zip(rows, docs, strict=True):

@@ -5,7 +5,7 @@ The stance task embeds every comment; on 2 cores that was the night's largest CP
 first three layers with rank-32 LoRA on every linear map, trainable layer norms and a
 384x384 projection after mean pooling, trained so that its unit embedding points where the
 6-layer teacher's does (loss 1 - cosine). It costs half the teacher's matmuls, and what it
-ships is only what differs from the installed model: `tasks/models/stance_student.npz`.
+ships is only what differs from the installed model: `tasks/stance/models/stance_student.npz`.
 
 Data (unlabelled text only; no stance label is used): the paragraphs of PolNeAR's train
 articles (../shared/corpus/polnear/polnear_train.jsonl), each alone and joined with the
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))  # train_stance's torch helpers
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 CACHE = Path("/tmp/policywatch-distill")  # tokens and teacher vectors; never committed
-OUT = ROOT / "tasks" / "models" / "stance_student.npz"
+OUT = ROOT / "tasks" / "stance" / "models" / "stance_student.npz"
 LAYERS, RANK, ALPHA = 3, 64, 64
 EPOCHS, LR, BATCH, SEED = 3, 1.5e-3, 32, 0
 RESUME_EPOCHS, RESUME_LR = 1, 5e-4
@@ -135,7 +135,7 @@ def arc_comments() -> list[str]:
 
 def teacher() -> int:
     """Token ids and the teacher's unit embeddings for every text, cached."""
-    from tasks.stance_encoder import OnnxMiniLM
+    from tasks.stance.encoder import OnnxMiniLM
 
     encoder = OnnxMiniLM(threads=2)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ def build_student() -> Any:
     import torch.nn.functional as F
     from train_stance import attach_embeddings, torch_layer_norm
 
-    from tasks.stance_encoder import LORA_TARGETS, model_dir, read_safetensors
+    from tasks.stance.encoder import LORA_TARGETS, model_dir, read_safetensors
 
     w = read_safetensors(model_dir() / "model.safetensors")
 
@@ -315,7 +315,7 @@ def load_shipped(model: Any) -> None:
     """Set the student's trainable parts from the shipped .npz (the inverse of export)."""
     import torch
 
-    from tasks.stance_encoder import LORA_TARGETS
+    from tasks.stance.encoder import LORA_TARGETS
 
     with np.load(OUT) as saved:
         got = {k: torch.from_numpy(saved[k].astype(np.float32)) for k in saved.files}
@@ -336,7 +336,7 @@ def load_shipped(model: Any) -> None:
 def export(model: Any) -> None:
     """What differs from the installed MiniLM: the LoRA factors (B scaled by alpha/r) and
     biases of layers 0..2, their layer norms, the projection; float16 where it is big."""
-    from tasks.stance_encoder import LORA_TARGETS
+    from tasks.stance.encoder import LORA_TARGETS
 
     out: dict[str, np.ndarray] = {"layers": np.array(LAYERS, dtype=np.int64)}
     for i, block in enumerate(model.blocks):
@@ -357,7 +357,7 @@ def export(model: Any) -> None:
 
 def check() -> int:
     """The shipped student, run by onnxruntime as the pipeline runs it, against the cache."""
-    from tasks.stance_encoder import load_distilled
+    from tasks.stance.encoder import load_distilled
 
     encoder = load_distilled()
     for name, texts in (("distil", corpus_texts()), ("arc", arc_comments())):

@@ -5,7 +5,7 @@
     python bench/extract_aeb.py --all       # every page
     python bench/extract_aeb.py --worst 10  # also list our 10 lowest-F1 pages
 
-Compares `tasks.parse.parse_page(...).body` with `trafilatura.extract` (defaults) using the
+Compares `tasks.extract.page.parse_page(...).body` with `trafilatura.extract` (defaults) using the
 benchmark's own metric (see ../shared/corpus/README.md), and times both in CPU seconds on
 one core. Pages whose sha1(id) ends in 0-3 are held out: never look at them while tuning.
 It also scores title/author/published date against our own labels in aeb_meta_labels.json.
@@ -102,7 +102,7 @@ def _run(name: str, fn: Callable[[str, str], str], pages: dict[str, tuple[str, s
 
 
 def _ours(html: str, url: str) -> str:
-    from tasks.parse import parse_page
+    from tasks.extract import parse_page
 
     return parse_page(html.encode("utf-8"), url, fetched_at=FETCHED_AT).body
 
@@ -117,7 +117,7 @@ def _meta_accuracy(pages: dict[str, tuple[str, str]], show: bool = False) -> Non
     if not LABELS.exists():
         print("(no metadata labels)")
         return
-    from tasks.parse import parse_page
+    from tasks.extract import parse_page
 
     labels: dict[str, dict[str, str | None]] = json.loads(LABELS.read_text(encoding="utf-8"))
     hits: Counter[str] = Counter()

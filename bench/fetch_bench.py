@@ -5,7 +5,7 @@
 Generates a local news site of `--pages` article pages (paragraphs from
 ../shared/corpus/polnear when present, else synthetic text; 2-8 reader comments each),
 serves it on 127.0.0.1 with ETag / Last-Modified / gzip support and a sitemap listing every
-page, then runs `tasks.crawl.crawl_source` + `tasks.load.load_batch` twice against a fresh
+page, then runs `tasks.crawl.night.crawl_source` + `tasks.store.load_batch` twice against a fresh
 DuckDB. Claims and stances are skipped unless `--claims`, so the figure is about
 fetch + parse + load. Prints: pages/s of the cold night; the second night's time and bytes
 transferred as a share of the first (goal: under 5%); peak memory (ru_maxrss).
@@ -36,7 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.config import Crawl, Source  # noqa: E402
 from tasks.crawl import crawl_source  # noqa: E402
-from tasks.load import LoadBatch, load_batch, query  # noqa: E402
+from tasks.store import (  # noqa: E402
+    LoadBatch,
+    load_batch,
+    query,
+)
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 NOW = datetime.now(UTC)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.load import open_for_write, query
+from tasks.store import open_for_write, query
 
 QUERIES = {
     "entity_latest('entity-7', 50)":

@@ -1,6 +1,6 @@
 """Stance bench: held-out-claim figures on ARC, zero-shot F_avg on SemEval-2016, speed.
 
-    python bench/stance_bench.py [--lora tasks/models/stance_lora.npz] [--int8] [--distilled]
+    python bench/stance_bench.py [--lora tasks/stance/models/stance_lora.npz] [--int8] [--distilled]
 
 `--distilled` measures the opt-in 3-layer encoder (`performance.stance_encoder:
 distilled`) with its own head and gate; the default is the 6-layer MiniLM.
@@ -11,7 +11,7 @@ distilled`) with its own head and gate; the default is the 6-layer MiniLM.
 - ARC, the same 5 folds with the relevance gate (bench/train_stance_gate.py): pairs it
   stops are neutral; gate, centre and threshold fitted on each fold's training claims.
 - ARC, LoRA cross-encoder (only with --lora): the same 28 held-out claims, all their pairs,
-  through the numpy path (`tasks.stance_cross`); the adapter was trained on the other 112.
+  through the numpy path (`tasks.stance.cross`); the adapter was trained on the other 112.
 - Calibration of the score (the chosen label's probability): ECE, Brier score and a
   reliability table, on ARC (5-fold by claim, the temperature and per-label score maps
   fitted on inner folds of each fold's training claims; with the temperature alone too)
@@ -48,8 +48,9 @@ import train_stance as ts
 import train_stance_gate as tg
 
 from schemas.config import Topic
-from tasks.stance import LABELS, classify_stances, label_scores, load_gate, load_head
-from tasks.stance_cross import StanceCrossEncoder
+from tasks.stance import LABELS, classify_stances
+from tasks.stance.classifier import label_scores, load_gate, load_head
+from tasks.stance.cross import StanceCrossEncoder
 
 
 def f1_table(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -198,8 +199,9 @@ def main() -> int:
 def int8(arc: list[ts.Pair], y: np.ndarray) -> None:
     """The dynamic-int8 encoder against the float32 one: agreement, CPU time, F1 (the
     6-layer MiniLM, as measured before the distilled encoder shipped)."""
-    from tasks.stance_encoder import load_minilm, model_dir, read_safetensors
-    from tasks.stance_onnx import build_graph, make_session, quantize
+    from tasks.stance import load_minilm
+    from tasks.stance.encoder import model_dir, read_safetensors
+    from tasks.stance.graph import build_graph, make_session, quantize
 
     encoder = load_minilm()
     texts = sorted({p.text for p in arc})

@@ -1,4 +1,4 @@
-"""Train the cue classifier (`tasks.claims_cuemodel`) on the PolNeAR TRAIN split.
+"""Train the cue classifier (`tasks.claims.cuemodel`) on the PolNeAR TRAIN split.
 
     python bench/train_claims_cues.py [--cache FILE.spacy] [--folds 5] [--C 0.5]
                                       [--min-rate 0.05] [--baseline] [--unparsed-only]
@@ -8,9 +8,9 @@ extractor still uses); the shipped model is `--C 0.5 --min-rate 0.05` (both chos
 cross-validated F1, docs/claims.md).
 
 Data: ../shared/corpus/polnear/polnear_train.jsonl only (dev is never read). Every train
-article is parsed in full by `tasks.claims.load_nlp()` (the parse can be cached in a
+article is parsed in full by `tasks.claims.extractor.load_nlp()` (the parse can be cached in a
 DocBin outside the repo with --cache). Candidates are a word and one of its children whose
-subtree could be a claim (`tasks.claims_cues.constructions`); a candidate is positive when
+subtree could be a claim (`tasks.claims.cues.constructions`); a candidate is positive when
 that subtree is a gold content (letter/digit Jaccard >= 0.5) of a gold attribution whose
 cue covers the word, as for the cue table. A logistic regression (scikit-learn, binary
 features) is fitted; the threshold is the one that gives the best extractor F1 (the
@@ -18,9 +18,9 @@ matching of bench/claims_polnear.py) over k-fold cross-validation on train: each
 articles are run through the extractor with a model fitted on the other folds. The cue
 words (those that get a sentence parsed) are lemmas with at least MIN_POSITIVE positive
 candidates in train and at least --min-rate positives per occurrence. Writes
-tasks/models/claims_cue_model.json (weights, bias, threshold, cue words; no text), then
+tasks/claims/models/claims_cue_model.json (weights, bias, threshold, cue words; no text), then
 re-chooses the cue word forms left unparsed for it (as bench/claims_polnear.py --learn
-does) into tasks/models/claims_cues.json. Skips cleanly when the corpus is absent.
+does) into tasks/claims/models/claims_cues.json. Skips cleanly when the corpus is absent.
 Deterministic.
 """
 
@@ -39,7 +39,10 @@ sys.path.insert(0, str(ROOT))
 from spacy.tokens import Doc, DocBin  # noqa: E402
 
 from bench.claims_polnear import UNPARSED_MAX_LOSS, match  # noqa: E402
-from tasks import claims, claims_cuemodel, claims_cues, claims_parse  # noqa: E402
+from tasks.claims import cuemodel as claims_cuemodel  # noqa: E402
+from tasks.claims import cues as claims_cues  # noqa: E402
+from tasks.claims import extractor as claims  # noqa: E402
+from tasks.claims import parse as claims_parse  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 MIN_POSITIVE = 2
@@ -176,7 +179,7 @@ def main() -> None:
 
 
 def choose_unparsed(docs: list[Doc], rows: list[dict[str, Any]]) -> None:
-    """Re-choose the cue word forms left unparsed (`tasks.claims_parse`) for the shipped
+    """Re-choose the cue word forms left unparsed (`tasks.claims.parse`) for the shipped
     classifier, as bench/claims_polnear.py --learn does for the table, and save them."""
     claims_cuemodel.reset()
     _reset_extractor()

@@ -4,15 +4,15 @@ Data: ARC (../shared/corpus/stance/arc_pairs.csv + arc_bodies.csv), labels agree
 disagree→against, discuss/unrelated→neutral. SemEval-2016 is never used for training: it
 stays an out-of-domain check in bench/stance_bench.py.
 
-**Embedding head** (`tasks/models/stance_head.npz`, read by tasks/stance.py; shipped):
+**Embedding head** (`tasks/stance/models/stance_head.npz`, read by tasks.stance; shipped):
 
     python bench/train_stance.py          # deterministic: lbfgs, fixed GroupKFold
 
-The softmax temperature and the per-label score maps (`tasks.stance.label_scores`) are
+The softmax temperature and the per-label score maps (`tasks.stance.classifier.label_scores`) are
 fitted on 5-fold out-of-fold probabilities (GroupKFold by claim), so they calibrate the
 score for claims the head never saw.
 
-**LoRA cross-encoder** (writes `tasks/models/stance_lora.npz` for tasks/stance_cross.py).
+**LoRA cross-encoder** (writes `tasks/stance/models/stance_lora.npz` for tasks/stance/cross.py).
 Not shipped: on the held-out claims it scored below the embedding head (docs/stance.md).
 Needs torch, which the pipeline itself never imports; train in a throwaway venv:
 
@@ -50,15 +50,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.stance import (  # noqa: E402
-    LABELS,
+from tasks.stance import LABELS  # noqa: E402
+from tasks.stance.classifier import (  # noqa: E402
     cue_features,
     head_path,
     load_encoder,
     pair_features,
     tempered_softmax,
 )
-from tasks.stance_encoder import MAX_TOKENS, OnnxMiniLM  # noqa: E402
+from tasks.stance.encoder import MAX_TOKENS, OnnxMiniLM  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "stance"
 # --distilled: train for the opt-in 3-layer encoder (`performance.stance_encoder`); the
@@ -68,7 +68,7 @@ OUT = head_path(ENCODER)
 CACHE = Path("/tmp/policywatch-stance-cache")  # embeddings only; never committed
 # part of the cache key: which encoder made the vectors (the bench swaps in others)
 ENCODER_TAG = "fp32" if ENCODER == "minilm" else "student-" + hashlib.sha256(
-    (ROOT / "tasks" / "models" / "stance_student.npz").read_bytes()).hexdigest()[:12]
+    (ROOT / "tasks" / "stance" / "models" / "stance_student.npz").read_bytes()).hexdigest()[:12]
 
 
 def load_stance_encoder() -> OnnxMiniLM:
@@ -224,7 +224,7 @@ RANK, ALPHA = 8, 16
 TOPIC_LEN, COMMENT_LEN = 32, 96  # tokens; comments average ~130 untruncated
 EPOCHS, LR, BATCH, UNRELATED, SEED = 3, 2e-3, 16, 1200, 0
 HELD_OUT_SHARE = 0.2
-LORA_OUT = ROOT / "tasks" / "models" / "stance_lora.npz"
+LORA_OUT = ROOT / "tasks" / "stance" / "models" / "stance_lora.npz"
 
 
 def held_out_claims(claims: Sequence[str]) -> set[str]:
@@ -267,13 +267,13 @@ def attach_embeddings(model: Any, w: dict[str, np.ndarray]) -> None:
 
 
 def build_torch_model() -> Any:
-    """Torch mirror of tasks.stance_encoder's forward pass, with LoRA on layers SPLIT..5."""
+    """Torch mirror of tasks.stance.encoder's forward pass, with LoRA on layers SPLIT..5."""
     import math
 
     import torch
     import torch.nn.functional as F
 
-    from tasks.stance_encoder import LORA_TARGETS, model_dir, read_safetensors
+    from tasks.stance.encoder import LORA_TARGETS, model_dir, read_safetensors
 
     w = read_safetensors(model_dir() / "model.safetensors")
 
@@ -352,7 +352,7 @@ def train_lora(use_all: bool = False) -> int:
     import torch.nn.functional as F
     from tokenizers import Tokenizer
 
-    from tasks.stance_encoder import model_dir
+    from tasks.stance.encoder import model_dir
 
     torch.manual_seed(SEED)
     torch.set_num_threads(1)  # 2 threads ran 3x slower whenever other jobs shared the cores
@@ -471,7 +471,7 @@ def train_lora(use_all: bool = False) -> int:
 def export_lora(model: Any, temperature: float) -> None:
     """Only what differs from the base model: B@A factors (B scaled by alpha/r, float16),
     the adapted layers' norms, segment vector, head and settings."""
-    from tasks.stance_encoder import LORA_TARGETS
+    from tasks.stance.encoder import LORA_TARGETS
 
     out: dict[str, np.ndarray] = {}
     for i, block in enumerate(model.blocks):

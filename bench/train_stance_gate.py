@@ -1,10 +1,10 @@
-"""Train the stance cascade's relevance gate (`tasks/models/stance_gate.npz`).
+"""Train the stance cascade's relevance gate (`tasks/stance/models/stance_gate.npz`).
 
     python bench/train_stance_gate.py      # deterministic: lbfgs, fixed GroupKFold
 
 Data: ARC (../shared/corpus/stance/arc_pairs.csv + arc_bodies.csv), as for the head
 (bench/train_stance.py). Target: is the pair related (agree, disagree or discuss) or
-`unrelated`? Features (`tasks.stance.gate_features`): the claim's and the comment's
+`unrelated`? Features (`tasks.stance.classifier.gate_features`): the claim's and the comment's
 mean-pooled states after MiniLM's first `GATE_LAYERS` layers, centred on the mean
 comment embedding (`center`, from the training comments) and renormalised: [t*c, cos].
 Standardisation + logistic regression (C = C_GATE). The threshold is the RECALL quantile
@@ -26,8 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_stance as ts
 
-from tasks.stance import LABELS, gate_features, gate_path
-from tasks.stance_encoder import MAX_TOKENS
+from tasks.stance import LABELS
+from tasks.stance.classifier import gate_features, gate_path
+from tasks.stance.encoder import MAX_TOKENS
 
 OUT = gate_path(ts.ENCODER)  # `--distilled`: the opt-in encoder's gate
 C_GATE = 0.001  # strong: 385 features, and only 112 claims per fold

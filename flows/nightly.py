@@ -13,10 +13,17 @@ from prefect.artifacts import create_markdown_artifact
 from flows.analysis import analyse_night, cores, unwalked
 from schemas.config import Config, load_config
 from schemas.models import Reject, RunSummary
-from tasks.alerts import plan_alerts_task
+from tasks.alerts import (
+    deliver_pending_task,
+    emit_claim_events_task,
+    plan_alerts_task,
+    send_health_alerts_task,
+    write_entity_feeds_task,
+)
 from tasks.crawl import crawl_source_task
-from tasks.feeds import write_entity_feeds_task
-from tasks.load import (
+from tasks.extract import PageBatch
+from tasks.report import copy_report_task, write_report_task
+from tasks.store import (
     LoadBatch,
     begin_run_task,
     fail_run,
@@ -24,13 +31,6 @@ from tasks.load import (
     load_batch_task,
     run_lock,
 )
-from tasks.notify import (
-    deliver_pending_task,
-    emit_claim_events_task,
-    send_health_alerts_task,
-)
-from tasks.pages import PageBatch
-from tasks.report import copy_report_task, write_report_task
 
 # One line per stage and per source, for `policywatch run`'s live progress display.
 progress = logging.getLogger("policywatch.progress")

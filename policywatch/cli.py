@@ -141,7 +141,7 @@ def main() -> None:
 
 
 def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
-    from tasks.load import query
+    from tasks.store import query
 
     click.echo(f"Run {summary.run_id}: {summary.status}")
     click.echo(f"  new articles  {summary.articles_new}")
@@ -210,7 +210,7 @@ def _live_progress() -> Iterator[None]:
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
               wait_s: float = 60.0) -> Any:
     from schemas.config import load_config
-    from tasks.load import open_for_write, run_lock
+    from tasks.store import open_for_write, run_lock
 
     # validate the config and the database before Prefect starts, so those errors are quick
     config = load_config(config_path)
@@ -397,7 +397,7 @@ def _cannot_write(out: Path, exc: OSError) -> CliError:
 @handles_errors
 def claims(entity: str, since: str, db: Path, fmt: str) -> None:
     """Claims about one entity, newest first."""
-    from tasks.load import query
+    from tasks.store import query
 
     cutoff = since_cutoff(since)
     columns, rows = query(db, "SELECT claimed_at, speaker, cue, content, source, url "
@@ -434,7 +434,7 @@ def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
 @handles_errors
 def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
     """Ad-hoc SQL over the database, on a read-only connection."""
-    from tasks.load import export_parquet, query
+    from tasks.store import export_parquet, query
 
     _refuse_file_writes(query_text)
     if fmt == "parquet":
@@ -524,9 +524,9 @@ def reprocess(config_path: Path, db: Path | None, source: str | None, no_extract
     Ids stay stable: rows are updated in place. No alerts are raised."""
     from dataclasses import asdict
 
+    from flows.reprocess import reprocess as reprocess_archive
     from schemas.config import load_config
-    from tasks.load import read_archived_sources, run_lock
-    from tasks.reprocess import reprocess as reprocess_archive
+    from tasks.store import read_archived_sources, run_lock
 
     config = load_config(config_path)
     target = db or config.database

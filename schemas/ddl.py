@@ -171,7 +171,7 @@ TABLES: dict[str, str] = {
             reason VARCHAR NOT NULL,
             rejected_at TIMESTAMPTZ NOT NULL
         )""",
-    # Near-duplicate detection (tasks/dedupe.py): a MinHash signature per article, and its
+    # Near-duplicate detection (tasks/crawl/dedupe.py): a MinHash signature per article, and its
     # LSH band buckets; two articles sharing a bucket are compared.
     "article_signatures": """
         CREATE TABLE IF NOT EXISTS article_signatures (
@@ -265,7 +265,7 @@ _DROP_INDEXES = tuple(
     for statement in INDEXES)  # DuckDB cannot alter a table an index depends on
 
 # version it upgrades *to* -> statements, applied in order to databases below that version.
-# `pw_claim_key(text)` is tasks.ids.claim_key_for, registered on the connection.
+# `pw_claim_key(text)` is schemas.ids.claim_key_for, registered on the connection.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: alert rules, digest mode, one alert per claim across outlets, in-flight marker
     2: (

@@ -7,6 +7,7 @@ tables, and a test checks the two stay in step.
 from __future__ import annotations
 
 import builtins
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -32,7 +33,7 @@ class ParsedComment(_Record):
 
 
 class ParsedPage(_Record):
-    """What `tasks.parse.parse_page` reads out of one HTML page."""
+    """What `tasks.extract.page.parse_page` reads out of one HTML page."""
 
     title: str | None = None
     author: str | None = None
@@ -94,7 +95,7 @@ class Claim(_Record):
     sentence: str
     quote_kind: QuoteKind
     entities: tuple[str, ...] = ()
-    claim_key: str = ""  # tasks.ids.claim_key_for(content)
+    claim_key: str = ""  # schemas.ids.claim_key_for(content)
 
 
 class PlannedAlert(_Record):
@@ -145,6 +146,11 @@ class FetchResult(_Record):
     not_modified: bool = False
     fetched_at: datetime
 
+    @property
+    def gone(self) -> bool:
+        """404 and 410 mean the page is gone: recorded, and not fetched again every night."""
+        return not self.ok and self.status in (404, 410)
+
 
 class Reject(_Record):
     """A page or item dropped at some stage, kept with its reason so it is retried later."""
@@ -190,3 +196,33 @@ class RunSummary(_Record):
     pages_failed: int = 0
     failures: tuple[Reject, ...] = ()
     report_path: str | None = None  # the run's briefing page
+
+
+# -- a page's crawl state and this night's outcome (plain dataclasses: built per page, hot) --
+
+@dataclass(frozen=True)
+class PageState:
+    """What the store knows of one page from earlier nights."""
+
+    url: str
+    status: str
+    etag: str | None
+    last_modified: str | None
+    content_hash: str | None
+    article_id: str | None
+    attempts: int
+    last_fetched_at: datetime | None = None
+    published_at: datetime | None = None  # of the page's article, where one is stored
+
+
+@dataclass
+class PageOutcome:
+    """What happened to one discovered page in this run."""
+
+    url: str  # as discovered
+    source: str
+    fetch: FetchResult | None
+    article_id: str | None = None
+    content_hash: str | None = None
+    error: str | None = None
+    gone: bool = False

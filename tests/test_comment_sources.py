@@ -12,7 +12,7 @@ from werkzeug import Request, Response
 
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
-from tasks.load import LoadBatch, load_batch, query
+from tasks.store import LoadBatch, load_batch, query
 
 CRAWL = Crawl(obey_robots=False, window_days=3650)
 BODY = "".join(f"<p>Paragraph {i} of a long enough article about export controls on chips, "

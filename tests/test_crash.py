@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from policywatch.demo import serve_demo_site, write_demo_config
-from tasks.load import query
+from tasks.store import query
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 TABLES = ("articles", "comments", "claims", "claim_entities", "stances", "alerts")
@@ -83,14 +83,14 @@ def test_kill_9_then_rerun(point: str, site: Path, db_path: Path, httpserver: HT
     if point == "alert":  # killed after its load: the failed run says what it stored
         assert runs[0][1] == counts["claims"] and runs[1][1] == 0
         # and the next run's briefing shows those claims, which no briefing showed yet
-        from tasks.report_data import covered_runs
+        from tasks.report.data import covered_runs
         [(failed_id,), (done_id,)] = query(db_path, "SELECT run_id FROM runs "
                                                     "ORDER BY started_at")[1]
         assert covered_runs(db_path, done_id) == [failed_id, done_id]
 
 
 def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> None:
-    from tasks.load import run_lock
+    from tasks.store import run_lock
 
     held = threading.Event()
     release = threading.Event()
@@ -118,7 +118,7 @@ def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> 
 
 def test_a_run_through_a_symlink_takes_the_same_lock(site: Path, db_path: Path,
                                                      tmp_path: Path) -> None:
-    from tasks.load import run_lock
+    from tasks.store import run_lock
 
     link = tmp_path / "elsewhere" / "link.duckdb"
     link.parent.mkdir()

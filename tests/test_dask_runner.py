@@ -18,7 +18,7 @@ from flows.nightly import nightly
 from policywatch.demo import serve_demo_site, write_demo_config
 from schemas.config import load_config
 from tasks.analyse import extract_article_claims
-from tasks.load import query
+from tasks.store import query
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from policywatch.demo import serve_demo_site, write_demo_config
-from tasks.load import query
+from tasks.store import query
 
 ROOT = Path(__file__).resolve().parent.parent
 

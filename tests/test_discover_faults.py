@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
-from tasks.load import LoadBatch, load_batch, query
+from tasks.store import LoadBatch, load_batch, query
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 CRAWL = Crawl(retries=0, obey_robots=False)

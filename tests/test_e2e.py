@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 
 from flows.nightly import nightly
 from policywatch.demo import serve_demo_site, write_demo_config
-from tasks.load import query
+from tasks.store import query
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

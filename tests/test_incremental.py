@@ -18,12 +18,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from flows.reprocess import reprocess
 from schemas.config import Config, Crawl, Source, Topic
+from schemas.ids import article_id_for, normalize_url
 from tasks.crawl import crawl_source
-from tasks.ids import article_id_for, normalize_url
-from tasks.load import LoadBatch, LoadCounts, load_batch, query
-from tasks.pages import PageBatch
-from tasks.reprocess import reprocess
+from tasks.extract import PageBatch
+from tasks.store import LoadBatch, LoadCounts, load_batch, query
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 CRAWL = Crawl(retries=0, per_host_concurrency=4)
@@ -426,7 +426,7 @@ def test_reprocess_reparses_the_archive_in_place_without_fetching(site: Site,
     before = rows(db_path, "SELECT article_id, first_seen_at FROM articles ORDER BY 1")
     comments = rows(db_path, "SELECT comment_id FROM comments")
     # simulate rows written by an older, worse parser
-    from tasks.load import open_for_write
+    from tasks.store import open_for_write
 
     with open_for_write(db_path) as con:
         con.execute("UPDATE articles SET title = 'wrong', body = 'stale'")
@@ -457,8 +457,8 @@ def test_reprocess_keeps_merged_copies_merged(site: Site, db_path: Path) -> None
 
 
 def test_reprocess_replaces_claims_in_place(site: Site, db_path: Path) -> None:
-    analyse = pytest.importorskip("tasks.analyse", reason="the claim extractor is not ready")
-    from tasks.load import open_for_write
+    analyse = pytest.importorskip("tasks.analyse.pool", reason="the claim extractor is not ready")
+    from tasks.store import open_for_write
 
     text = [*PARAS, '"These rules will cost us dearly," said Jane Doe, a chip executive.']
     site.add("/a.html", article_html("Story", text))
@@ -483,7 +483,7 @@ def test_reprocess_replaces_claims_in_place(site: Site, db_path: Path) -> None:
 
 def _night_with_a_quoted_claim(site: Site, db_path: Path) -> None:
     """One night over a page holding a quoted claim, its claims loaded under run r1x."""
-    analyse = pytest.importorskip("tasks.analyse")
+    analyse = pytest.importorskip("tasks.analyse.pool")
     text = [*PARAS, '"These rules will cost us dearly," said Jane Doe, a chip executive.']
     site.add("/a.html", article_html("Story", text))
     batch, _ = night(site, db_path, run="r1")
@@ -504,7 +504,7 @@ def test_reprocess_moves_a_claim_whose_speaker_changed_with_its_history(
         site: Site, db_path: Path) -> None:
     # an older extractor named the speaker differently, so the claim had another id; its
     # first_seen_at, run and alerts go to the claim the current code finds
-    from tasks.load import open_for_write
+    from tasks.store import open_for_write
 
     _night_with_a_quoted_claim(site, db_path)
     [(claim_id, key, first_seen)] = rows(
@@ -525,8 +525,8 @@ def test_reprocess_moves_a_claim_whose_speaker_changed_with_its_history(
 
 
 def test_reprocess_drops_stances_of_removed_topics(site: Site, db_path: Path) -> None:
-    pytest.importorskip("tasks.analyse")
-    from tasks.load import open_for_write
+    pytest.importorskip("tasks.analyse.pool")
+    from tasks.store import open_for_write
 
     site.add("/a.html", article_html("Story", PARAS, comments=(("Ann", "Tighter rules now."),)))
     night(site, db_path, run="r1")

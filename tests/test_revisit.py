@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from schemas.config import Crawl
+from schemas.models import PageState
 from tasks.crawl import settled
-from tasks.load import PageState
 from tests.test_incremental import CRAWL, NOW, PARAS, Site, article_html, night, site
 
 __all__ = ["site"]  # the fixture, shared with tests/test_incremental.py

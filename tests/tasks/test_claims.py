@@ -10,7 +10,7 @@ import pytest
 from schemas.config import Entity
 from schemas.models import ClaimDraft
 from tasks.claims import extract_claims, extract_claims_many
-from tasks.claims_quotes import quote_spans
+from tasks.claims.quotes import quote_spans
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -252,7 +252,7 @@ def test_fast_attributes_match_the_model_components() -> None:
 
 
 def test_learnt_cues_beyond_the_lexicon() -> None:
-    # neither "eager" nor "critical" is in the hand lexicon: tasks/models/claims_cues.json
+    # neither "eager" nor "critical" is in the hand lexicon: tasks/claims/models/claims_cues.json
     eager = _claim(extract_claims("Senator Jane Miller is eager to repeal the law.", []),
                    "repeal the law")
     assert (eager.speaker, eager.cue) == ("Jane Miller", "eager")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tasks import claims_cuemodel, claims_cues
+from tasks.claims import cuemodel as claims_cuemodel
+from tasks.claims import cues as claims_cues
 from tasks.claims import extract_claims, load_nlp
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tasks.claims import extract_claims, load_nlp, parse
-from tasks.claims_parse import sentences
-from tasks.claims_quotes import quote_spans
+from tasks.claims import extract_claims, load_nlp
+from tasks.claims.extractor import parse
+from tasks.claims.parse import sentences
+from tasks.claims.quotes import quote_spans
 
 
 def _cut(text: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""`tasks.crawl`'s pure helpers."""
+"""`tasks.crawl.night`'s pure helpers."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from schemas.config import Crawl, Source
-from tasks.discover import (
+from tasks.crawl.discover import (
     Discovered,
     NotAListing,
     discover_source,

@@ -20,14 +20,7 @@ from werkzeug import Request, Response
 
 from schemas.config import Crawl
 from schemas.models import FetchRequest, FetchResult
-from tasks.fetch import (
-    backoff_delay,
-    fetch_many,
-    fetch_url,
-    is_gone,
-    make_client,
-    user_agent,
-)
+from tasks.crawl.fetch import backoff_delay, fetch_many, fetch_url, make_client, user_agent
 
 HTML = "<html><head><title>t</title></head><body><p>hello</p></body></html>"
 
@@ -90,7 +83,7 @@ def test_retries_give_up_with_the_reason(httpserver: HTTPServer) -> None:
 def test_404_and_410_are_gone_without_retry(httpserver: HTTPServer, status: int) -> None:
     httpserver.expect_request("/a").respond_with_data("no", status=status)
     result = _get(httpserver.url_for("/a"))
-    assert is_gone(result) and len(httpserver.log) == 1
+    assert result.gone and len(httpserver.log) == 1
 
 
 def test_size_cap_streams_and_stops(httpserver: HTTPServer) -> None:

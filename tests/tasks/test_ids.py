@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.ids import (
+from schemas.ids import (
     article_id_for,
     comment_id_for,
     content_hash,

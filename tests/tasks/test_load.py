@@ -15,12 +15,11 @@ import pytest
 from schemas.config import AlertRule
 from schemas.ddl import TABLES
 from schemas.errors import DatabaseBusy, LoadError
-from schemas.models import Article, Claim, Comment, FetchResult, Stance
+from schemas.ids import alert_id_for, article_id_for, claim_id_for, claim_key_for, comment_id_for
+from schemas.models import Article, Claim, Comment, FetchResult, PageOutcome, Stance
 from tasks.alerts import plan_alerts
-from tasks.ids import alert_id_for, article_id_for, claim_id_for, claim_key_for, comment_id_for
-from tasks.load import (
+from tasks.store import (
     LoadBatch,
-    PageOutcome,
     alerts_to_send,
     connect,
     load_batch,
@@ -182,7 +181,7 @@ def test_times_are_shown_and_grouped_by_day_in_utc_whatever_the_machine_zone(
     # 23:30 UTC is already the next day at UTC+14: a view's day must not depend on the zone
     load_batch(db_path, _batch("r1"))
     script = (
-        "import sys; from tasks.load import query; "
+        "import sys; from tasks.store import query; "
         "print(query(sys.argv[1], \"SELECT (TIMESTAMPTZ '2026-11-28 23:30:00+00')::DATE, "
         "strftime(TIMESTAMPTZ '2026-11-28 23:30:00+00', '%H:%M %z')\")[1])")
     env = {**os.environ, "TZ": "Pacific/Kiritimati"}

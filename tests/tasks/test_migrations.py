@@ -9,8 +9,8 @@ import pytest
 
 from schemas.ddl import SCHEMA_VERSION
 from schemas.errors import LoadError
-from tasks.ids import claim_key_for
-from tasks.load import alerts_to_send, load_batch, open_for_write, query
+from schemas.ids import claim_key_for
+from tasks.store import alerts_to_send, load_batch, open_for_write, query
 from tests.tasks.test_load import _batch
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "schema_v1.sql"

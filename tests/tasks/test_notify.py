@@ -15,11 +15,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 
-import tasks.notify as notify
+import tasks.alerts.delivery as notify
 from schemas.config import AlertRule
 from schemas.models import AlertMessage
-from tasks.load import load_batch, query
-from tasks.notify import deliver_pending, format_alert, mask_channel, send_alert
+from tasks.alerts import deliver_pending, mask_channel
+from tasks.alerts.delivery import format_alert, send_alert
+from tasks.store import load_batch, query
 from tests.tasks.test_load import _batch
 
 ALERT = AlertMessage(
@@ -256,7 +257,7 @@ def test_rules_filter_by_speaker_and_wait_for_outlets(httpserver: HTTPServer,
 def test_a_quiet_source_raises_one_health_alert(httpserver: HTTPServer, db_path: Path) -> None:
     from datetime import timedelta
 
-    from tasks.notify import send_health_alerts
+    from tasks.alerts import send_health_alerts
 
     httpserver.expect_request("/hook").respond_with_data("ok")
     load_batch(db_path, _batch("r1"))  # source "wire": one article, first seen now
@@ -327,8 +328,8 @@ def test_claim_events_stop_at_the_cap_and_say_how_many_were_left(prefect_harness
     """Past `limit`, no per-claim event: one summary per tracked entity carries the rest."""
     import uuid
 
+    from schemas.ids import claim_id_for, claim_key_for
     from schemas.models import Claim
-    from tasks.ids import claim_id_for, claim_key_for
 
     tag = uuid.uuid4().hex[:8]  # the session's server is shared: only look at this test's
     claims = [Claim(claim_id=claim_id_for(tag, "An analyst", f"Huawei gains {i}"),

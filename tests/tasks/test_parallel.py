@@ -10,9 +10,10 @@ import pytest
 
 from schemas.config import Entity, Source
 from schemas.errors import ParseError
+from schemas.ids import content_hash
 from schemas.models import Article, FetchResult
-from tasks import analyse, pages
-from tasks.ids import content_hash
+from tasks.analyse import pool as analyse
+from tasks.extract import pages
 
 PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)

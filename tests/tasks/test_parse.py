@@ -1,4 +1,4 @@
-"""tasks.parse.parse_page on small invented pages (tests/data/pages/)."""
+"""tasks.extract.page.parse_page on small invented pages (tests/data/pages/)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from schemas.config import CommentSelectors
 from schemas.errors import ParseError
-from tasks.parse import parse_page
+from tasks.extract import parse_page
 
 PAGES = Path(__file__).resolve().parent.parent / "data" / "pages"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -145,7 +145,7 @@ def test_dublin_core_metadata() -> None:
     ("just now", timedelta(0)), ("Posted 10 mins ago", timedelta(minutes=10)),
 ])
 def test_relative_comment_times(text: str, delta: timedelta) -> None:
-    from tasks.parse_comments import comment_time
+    from tasks.extract import comment_time
 
     assert comment_time(text, NOW) == NOW - delta
 
@@ -249,7 +249,7 @@ def test_str_input_is_accepted() -> None:
 
 
 def test_malformed_canonical_and_comment_page_links_never_fail_a_page() -> None:
-    from tasks.comments_more import comment_page_links
+    from tasks.crawl.more_comments import comment_page_links
 
     body = "".join(f"<p>Paragraph {i} about export controls on advanced chips and the "
                    f"rules that officials said would tighten next year.</p>" for i in range(5))

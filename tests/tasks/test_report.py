@@ -1,4 +1,4 @@
-"""The nightly briefing page (tasks/report.py) on a real DuckDB file with two runs."""
+"""The nightly briefing page (tasks/report/page.py) on a real DuckDB file with two runs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,20 @@ import pytest
 
 from schemas.config import AlertRule
 from schemas.errors import LoadError
-from schemas.models import Article, Claim, Comment, FetchResult, Reject, RunSummary, Stance
+from schemas.ids import article_id_for, claim_id_for, claim_key_for, comment_id_for
+from schemas.models import (
+    Article,
+    Claim,
+    Comment,
+    FetchResult,
+    PageOutcome,
+    Reject,
+    RunSummary,
+    Stance,
+)
 from tasks.alerts import plan_alerts
-from tasks.ids import article_id_for, claim_id_for, claim_key_for, comment_id_for
-from tasks.load import LoadBatch, PageOutcome, begin_run, finish_run, load_batch, open_for_write
 from tasks.report import render_report, write_report
+from tasks.store import LoadBatch, begin_run, finish_run, load_batch, open_for_write
 
 NOW = datetime(2026, 11, 29, 6, tzinfo=UTC)
 XSS_SCRIPT = "<script>alert(1)</script>"

@@ -1,4 +1,4 @@
-"""Comment stance toward user-written topics (tasks/stance.py)."""
+"""Comment stance toward user-written topics (tasks/stance/classifier.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from schemas.config import Topic
-from tasks import stance
-from tasks.stance_encoder import load_distilled, load_minilm
+from tasks.stance import classifier as stance
+from tasks.stance import load_minilm
+from tasks.stance.encoder import load_distilled
 
 CHIPS = Topic(
     name="us-tech-controls",
@@ -118,7 +119,7 @@ def test_duplicate_comments_get_identical_results() -> None:
 def test_onnx_encoder_matches_the_numpy_forward_pass() -> None:
     """The pipeline's onnxruntime graph and the numpy pass are the same model: padding,
     length sorting and truncation (the 300-word text) included."""
-    from tasks.stance_encoder import MiniLM
+    from tasks.stance.encoder import MiniLM
 
     texts = ["Export controls on chips are a mistake.", "I agree.", "word " * 300,
              "Restricting semiconductor sales to Beijing protects national security."]
@@ -126,7 +127,7 @@ def test_onnx_encoder_matches_the_numpy_forward_pass() -> None:
     assert np.allclose(onnx_vectors, MiniLM().encode(texts), atol=1e-5)
     # the weight arrays are dropped once the sessions exist (onnxruntime copies them):
     # reuse their memory, then the encoder must still give the same vectors
-    from tasks.stance_encoder import OnnxMiniLM
+    from tasks.stance.encoder import OnnxMiniLM
 
     fresh = OnnxMiniLM(threads=1)
     churn = [np.full(4_000_000, 7.0, dtype=np.float32) for _ in range(30)]
@@ -136,7 +137,8 @@ def test_onnx_encoder_matches_the_numpy_forward_pass() -> None:
 
 
 def test_encoder_threads_follow_the_worker_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.stance_encoder import THREADS_ENV, encoder_threads
+    from tasks.stance import THREADS_ENV
+    from tasks.stance.encoder import encoder_threads
 
     monkeypatch.setenv(THREADS_ENV, "1")
     assert encoder_threads() == 1
@@ -163,7 +165,7 @@ def test_cue_features_count_negation_and_disapproval() -> None:
 
 def _zero_adapter(split: int, rank: int = 2) -> dict[str, np.ndarray]:
     """An adapter whose LoRA deltas are zero and whose norms are the base model's."""
-    from tasks.stance_encoder import LORA_TARGETS, model_dir, read_safetensors
+    from tasks.stance.encoder import LORA_TARGETS, model_dir, read_safetensors
 
     base = read_safetensors(model_dir() / "model.safetensors")
     adapter: dict[str, np.ndarray] = {}
@@ -180,7 +182,7 @@ def _zero_adapter(split: int, rank: int = 2) -> dict[str, np.ndarray]:
 
 
 def test_zero_lora_reproduces_the_base_encoder() -> None:
-    from tasks.stance_encoder import MiniLM
+    from tasks.stance.encoder import MiniLM
 
     texts = ["Export controls on chips are a mistake.", "I agree with the plan."]
     adapted = MiniLM(adapter=_zero_adapter(split=0)).encode(texts)
@@ -188,7 +190,7 @@ def test_zero_lora_reproduces_the_base_encoder() -> None:
 
 
 def test_lora_merge_adds_scaled_low_rank_product() -> None:
-    from tasks.stance_encoder import apply_lora
+    from tasks.stance.encoder import apply_lora
 
     rng = np.random.default_rng(0)
     name = "encoder.layer.5.intermediate.dense.weight"
@@ -204,7 +206,7 @@ def test_lora_merge_adds_scaled_low_rank_product() -> None:
 
 def test_cross_encoder_rows_do_not_depend_on_batch_or_other_topics(tmp_path: Path) -> None:
     """Padding, length bucketing and shared lower layers must not change any result."""
-    from tasks.stance_cross import StanceCrossEncoder
+    from tasks.stance.cross import StanceCrossEncoder
 
     rng = np.random.default_rng(1)
     adapter = _zero_adapter(split=4)
@@ -230,8 +232,8 @@ def test_cross_encoder_rows_do_not_depend_on_batch_or_other_topics(tmp_path: Pat
 
 def test_split_graphs_compose_to_the_whole_encoder() -> None:
     """The cascade's lower and upper graphs give the full graph's embedding."""
-    from tasks.stance_encoder import model_dir, padded, read_safetensors
-    from tasks.stance_onnx import build_graph, make_session
+    from tasks.stance.encoder import model_dir, padded, read_safetensors
+    from tasks.stance.graph import build_graph, make_session
 
     weights = read_safetensors(model_dir() / "model.safetensors")
     encoder = load_minilm()
@@ -264,8 +266,8 @@ def test_distilled_stance_encoder_points_where_minilm_points() -> None:
     # which texts are close to which is kept too
     assert np.corrcoef((s @ s.T).ravel(), (t @ t.T).ravel())[0, 1] > 0.9
     # the first three layers without the adapter are much further away
-    from tasks.stance_encoder import model_dir, padded, read_safetensors
-    from tasks.stance_onnx import build_graph, make_session
+    from tasks.stance.encoder import model_dir, padded, read_safetensors
+    from tasks.stance.graph import build_graph, make_session
 
     ids, mask = padded([e.ids for e in student.tokenizer.encode_batch(texts)])
     plain = make_session(build_graph(read_safetensors(model_dir() / "model.safetensors"),
@@ -289,8 +291,8 @@ def test_distilled_encoder_has_its_own_head_and_gate() -> None:
 
 def test_distilled_encoder_graphs_compose_to_its_whole_graph() -> None:
     """The gate's lower graph and the upper one with the projection are one model."""
-    from tasks.stance_encoder import STUDENT, apply_lora, model_dir, padded, read_safetensors
-    from tasks.stance_onnx import build_graph, make_session
+    from tasks.stance.encoder import STUDENT, apply_lora, model_dir, padded, read_safetensors
+    from tasks.stance.graph import build_graph, make_session
 
     with np.load(stance.model_path(STUDENT)) as saved:
         weights = apply_lora(read_safetensors(model_dir() / "model.safetensors"),

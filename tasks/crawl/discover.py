@@ -1,0 +1,347 @@
+"""Discovery: which article URLs a source offers tonight.
+
+Feeds are read with feedparser (RSS 0.9x/1.0/2.0, Atom); sitemaps, sitemap indexes and news
+sitemaps (plain or gzipped) with lxml; a homepage's `<link rel="alternate">` points to its
+feed, or else its robots.txt names its sitemaps. Items older than
+the freshness window are dropped here, before anything is fetched; pages listed under `urls:`
+are always kept.
+
+Nothing here raises for a listing or an item: a feed or sitemap that answers with something
+else (junk bytes, an HTML page), and an item or listing whose address cannot be fetched (an
+invalid URL), each become a `discover` reject with its reason; the other items go on.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import feedparser
+from dateutil import parser as dateparser
+from lxml import etree
+from lxml import html as lxml_html
+from protego import Protego
+
+from schemas.config import Crawl, Source
+from schemas.ids import join_url, normalize_url
+from schemas.models import FetchRequest, FetchResult, Reject
+from tasks.crawl.fetch import FEED_TYPES, fetch_many
+
+_FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
+               "application/rdf+xml"}
+MAX_SITEMAPS = 50
+_SITEMAP_ROOTS = {"urlset", "sitemapindex"}
+
+
+class NotAListing(ValueError):
+    """Content fetched as a feed or sitemap that is not one; the message says why."""
+
+
+@dataclass(frozen=True)
+class Discovered:
+    url: str
+    published_at: datetime | None = None
+    from_list: bool = False  # listed under `urls:`: always fetched whatever its date
+
+
+@dataclass
+class Discovery:
+    items: list[Discovered] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    fetches: list[FetchResult] = field(default_factory=list)
+    listings: dict[str, Listing] = field(default_factory=dict)  # fetched afresh tonight
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A feed or sitemap as last fetched: its validators and content, for a conditional GET."""
+
+    etag: str | None
+    last_modified: str | None
+    content: bytes
+
+
+def _to_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _parse_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:  # ISO 8601, what sitemaps use, without dateutil's slower general parser
+        return _to_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    except ValueError:
+        pass
+    try:
+        return _to_utc(dateparser.parse(text.strip()))
+    except (ValueError, OverflowError):
+        return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why a discovered address cannot be fetched, or None when it can."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError as exc:
+        return f"invalid URL: {exc}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"invalid URL: scheme {parts.scheme or '(none)'!r} is not http or https"
+    if not parts.hostname:
+        return "invalid URL: no host"
+    return None
+
+
+def _resolve(base_url: str, link: str) -> str:
+    """A link made absolute; one that cannot be (an invalid URL) is kept as written, for
+    `url_problem` to reject with its reason."""
+    return join_url(base_url, link) or link.strip()
+
+
+def _looks_like_html(content: bytes) -> bool:
+    return b"<html" in content[:2000].lower()
+
+
+def parse_feed(content: bytes, base_url: str) -> list[Discovered]:
+    """Entries of an RSS or Atom feed, with their dates.
+
+    Raises `NotAListing` when the content is no feed at all (feedparser finds no feed
+    version and no entries); a feed with no entries is fine. A feed with small faults
+    (feedparser's `bozo`, e.g. an undefined entity) is still read.
+    """
+    feed = feedparser.parse(content)
+    if not feed.get("version") and not feed.entries:
+        if not content.strip():
+            raise NotAListing("not an RSS/Atom feed: empty response")
+        if _looks_like_html(content):
+            named = find_feed_links(content, base_url)
+            raise NotAListing("not an RSS/Atom feed: an HTML page" + (
+                f" (it names the feed {named[0]})" if named else " naming no feed"))
+        if feed.get("bozo") and feed.get("bozo_exception") is not None:
+            raise NotAListing(f"not an RSS/Atom feed: {feed['bozo_exception']}")
+        raise NotAListing("not an RSS/Atom feed: no rss, feed or RDF root element")
+    items = []
+    for entry in feed.entries:
+        link = entry.get("link")
+        if not link:
+            continue
+        stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+        when = datetime(*stamp[:6]).replace(tzinfo=UTC) if stamp else None
+        items.append(Discovered(url=_resolve(base_url, link), published_at=when))
+    return items
+
+
+def looks_like_feed(content: bytes) -> bool:
+    head = content[:2000].lstrip().lower()
+    return b"<rss" in head or b"<feed" in head or b"<rdf:rdf" in head
+
+
+def _gunzip(content: bytes, limit: int) -> bytes:
+    """A gzipped sitemap (sitemap.xml.gz) unpacked, at most `limit` bytes of it."""
+    if not content.startswith(b"\x1f\x8b"):
+        return content
+    try:
+        return zlib.decompressobj(wbits=31).decompress(content, limit)
+    except zlib.error:
+        return content
+
+
+def parse_sitemap(content: bytes, base_url: str) -> tuple[list[Discovered], list[str]]:
+    """(pages, child sitemaps) of a sitemap or sitemap index, news:publication_date first.
+
+    Raises `NotAListing` when the content is not a `<urlset>` or `<sitemapindex>` (junk
+    bytes, an HTML page); an empty one is fine.
+    """
+    content = _gunzip(content, 50_000_000)  # the sitemaps protocol caps a file at 50 MB
+    # blank lines or a BOM before `<?xml` (common in generated sitemaps) are not fatal
+    content = content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not content:
+        raise NotAListing("not a sitemap: empty response")
+    try:
+        root = etree.fromstring(content, parser=etree.XMLParser(recover=True,
+                                                                resolve_entities=False))
+    except etree.XMLSyntaxError as exc:
+        raise NotAListing(f"not a sitemap: {exc}") from exc
+    if root is None:
+        raise NotAListing("not a sitemap: " + ("an HTML page" if _looks_like_html(content)
+                                               else "no XML root element"))
+    if not isinstance(root.tag, str) or etree.QName(root).localname not in _SITEMAP_ROOTS:
+        name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
+        raise NotAListing(f"not a sitemap: root element <{name}>")
+    pages: list[Discovered] = []
+    children: list[str] = []
+    for element in root:
+        if not isinstance(element.tag, str):
+            continue
+        tag = etree.QName(element).localname
+        loc = next((c.text for c in element.iter() if isinstance(c.tag, str)
+                    and etree.QName(c).localname == "loc" and c.text), None)
+        if not loc:
+            continue
+        loc = _resolve(base_url, loc)
+        if tag == "sitemap":
+            children.append(loc)
+        elif tag == "url":
+            dates = {etree.QName(c).localname: c.text for c in element.iter()
+                     if isinstance(c.tag, str) and c.text}
+            when = _parse_date(dates.get("publication_date")) or _parse_date(dates.get("lastmod"))
+            pages.append(Discovered(url=loc, published_at=when))
+    return pages, children
+
+
+def find_feed_links(html: bytes, base_url: str) -> list[str]:
+    """Feeds a homepage announces with `<link rel="alternate" type="application/rss+xml">`."""
+    try:
+        doc = lxml_html.fromstring(html)
+    except (etree.ParserError, ValueError):
+        return []
+    links = []
+    for link in doc.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        kind = (link.get("type") or "").lower()
+        if "alternate" in rel and kind in _FEED_TYPES and link.get("href"):
+            links.append(_resolve(base_url, link.get("href", "")))
+    return links
+
+
+def is_fresh(item: Discovered, now: datetime, window: timedelta) -> bool:
+    """Undated items are kept: a feed that gives no dates still deserves to be read."""
+    return item.from_list or item.published_at is None or item.published_at >= now - window
+
+
+def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
+                   known: Mapping[str, Listing]) -> bytes | None:
+    """A listing's content; an unchanged one (304) is served from the last fetch."""
+    problem = url_problem(url)
+    if problem is not None:  # fetching it would raise: a reject, not a request
+        _reject(out, url, source, problem)
+        return None
+    before = known.get(url)
+    request = FetchRequest(url=url, source=source.name,
+                           etag=before.etag if before else None,
+                           last_modified=before.last_modified if before else None)
+    result = fetch_many([request], crawl, accept=FEED_TYPES)[0]
+    out.fetches.append(result)
+    if result.not_modified and before is not None:
+        return before.content
+    if result.ok and result.content is not None and (result.etag or result.last_modified):
+        out.listings[url] = Listing(result.etag, result.last_modified, result.content)
+    if not result.ok or result.content is None:
+        _reject(out, url, source, result.error or "no content")
+        return None
+    return result.content
+
+
+def _robots_sitemaps(homepage: str, source: Source, crawl: Crawl) -> list[str]:
+    """`Sitemap:` lines of the homepage origin's robots.txt (a fallback, so no reject)."""
+    parts = urlsplit(homepage)
+    url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    result = fetch_many([FetchRequest(url=url, source=source.name)],
+                        crawl.model_copy(update={"obey_robots": False}), accept=FEED_TYPES)[0]
+    if not result.ok or result.content is None:
+        return []
+    robots = Protego.parse(result.content.decode("utf-8", errors="replace"))
+    return [_resolve(url, s) for s in robots.sitemaps][:MAX_SITEMAPS]
+
+
+def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None,
+                    listings: Mapping[str, Listing] | None = None) -> Discovery:
+    """Every fresh article URL the source offers; fetch failures become rejects.
+
+    `listings` are the feeds and sitemaps as an earlier run fetched them: they are asked
+    for conditionally, and the ones fetched afresh come back in `Discovery.listings`.
+    """
+    now = now or datetime.now(UTC)
+    known = listings or {}
+    out = Discovery()
+    found: list[Discovered] = [Discovered(url=str(u), from_list=True) for u in source.urls]
+    feeds = [str(source.feed)] if source.feed else []
+    pending = [str(source.sitemap)] if source.sitemap else []
+    if source.homepage:
+        page = _fetch_listing(str(source.homepage), source, crawl, out, known)
+        if page is not None:
+            named = find_feed_links(page, str(source.homepage))
+            # the first feed that can be fetched; if none can, the first is rejected
+            feeds.extend([next((u for u in named if url_problem(u) is None), named[0])]
+                         if named else [])
+            if not feeds and not pending:  # no feed named: the sitemaps robots.txt names
+                pending.extend(_robots_sitemaps(str(source.homepage), source, crawl))
+            if not feeds and not pending:
+                _reject(out, str(source.homepage), source,
+                        "homepage names no feed and robots.txt no sitemap")
+    for feed_url in feeds:
+        content = _fetch_listing(feed_url, source, crawl, out, known)
+        if content is None:
+            continue
+        try:
+            found.extend(parse_feed(content, feed_url))
+        except NotAListing as exc:
+            _reject(out, feed_url, source, str(exc))
+    seen_maps: set[str] = set()
+    while pending and len(seen_maps) < MAX_SITEMAPS:
+        map_url = pending.pop(0)
+        if map_url in seen_maps:
+            continue
+        seen_maps.add(map_url)
+        content = _fetch_listing(map_url, source, crawl, out, known)
+        if content is None:
+            continue
+        content = _gunzip(content, 50_000_000)
+        try:
+            if looks_like_feed(content):  # some sites point "sitemap" at their RSS feed
+                found.extend(parse_feed(content, map_url))
+                continue
+            pages, children = parse_sitemap(content, map_url)
+        except NotAListing as exc:
+            _reject(out, map_url, source, str(exc))
+            continue
+        found.extend(pages)
+        pending.extend(children)
+    found = _fetchable(found, source, out)
+    out.items = select_items(found, now, timedelta(days=crawl.window_days),
+                             source.max_items + len(source.urls))
+    return out
+
+
+def _reject(out: Discovery, url: str, source: Source, reason: str) -> None:
+    out.rejects.append(Reject(url=url, source=source.name, stage="discover", reason=reason))
+
+
+def _fetchable(found: list[Discovered], source: Source, out: Discovery) -> list[Discovered]:
+    """The items whose address can be fetched; each other one is a reject with its reason."""
+    kept = []
+    for item in found:
+        problem = url_problem(item.url)
+        if problem is None:
+            kept.append(item)
+        else:
+            _reject(out, item.url, source, problem)
+    return kept
+
+
+def select_items(found: list[Discovered], now: datetime, window: timedelta,
+                 limit: int) -> list[Discovered]:
+    """Fresh items, one per normalised address, listed pages first, then newest first.
+
+    A feed and a sitemap often name one page twice, once with utm_* parameters; the
+    first spelling found is kept. Undated items keep their listing order, after dated ones.
+    """
+    unique: dict[str, Discovered] = {}
+    for item in found:
+        key = normalize_url(item.url)
+        if not is_fresh(item, now, window):
+            continue
+        if key not in unique:
+            unique[key] = item
+        elif item.from_list and not unique[key].from_list:
+            unique[key] = Discovered(unique[key].url, unique[key].published_at, from_list=True)
+    ordered = sorted(unique.values(), key=lambda i: (
+        not i.from_list, i.published_at is None,
+        -(i.published_at.timestamp() if i.published_at else 0.0)))
+    return ordered[:limit]
+

@@ -1,0 +1,13 @@
+"""Comment stance toward user-written topics: favor, against or neutral, with a calibrated
+score. Pure: texts in, labels out.
+
+Start at `classify_stances` (`classifier`); the MiniLM encoder runs on onnxruntime
+(`encoder`, `graph`); the model files live in `models/`.
+"""
+
+from __future__ import annotations
+
+from tasks.stance.classifier import LABELS, classify_stances
+from tasks.stance.encoder import THREADS_ENV, load_minilm
+
+__all__ = ["LABELS", "THREADS_ENV", "classify_stances", "load_minilm"]

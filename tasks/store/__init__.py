@@ -1,0 +1,92 @@
+"""The DuckDB file: every read and write of the database goes through this package.
+
+- `connection`: opening the file (schema and migrations), the run lock, read-only `query`;
+- `state`: what earlier nights stored, read back for a crawl (`CrawlState`, one read);
+- `load`: the night's one idempotent load transaction (`load_batch`);
+- `runs`, `outbox` (alerts to send, source health), `reload` (reprocess), `export`.
+"""
+
+from __future__ import annotations
+
+from tasks.store.connection import (
+    connect,
+    ensure_schema,
+    fault_point,
+    open_for_write,
+    query,
+    run_lock,
+)
+from tasks.store.export import export_parquet
+from tasks.store.load import (
+    LoadBatch,
+    LoadCounts,
+    load_batch,
+    load_batch_task,
+    record_duplicates,
+    record_listings,
+    record_signatures,
+)
+from tasks.store.outbox import (
+    alerts_to_send,
+    mark_delivering,
+    record_alert_results,
+    record_health_alert,
+    settle_interrupted_deliveries,
+    stale_sources,
+)
+from tasks.store.reload import ReloadCounts, reload_articles
+from tasks.store.runs import begin_run, begin_run_task, fail_run, finish_run, finish_run_task
+from tasks.store.state import (
+    read_archived_sources,
+    read_article_addresses,
+    read_article_ids,
+    read_duplicates,
+    read_failed_pages,
+    read_listings,
+    read_page_states,
+    read_raw_pages,
+    read_signed_articles,
+    read_similar_signatures,
+    read_stored_comments,
+)
+
+__all__ = [
+    "LoadBatch",
+    "LoadCounts",
+    "ReloadCounts",
+    "alerts_to_send",
+    "begin_run",
+    "begin_run_task",
+    "connect",
+    "ensure_schema",
+    "export_parquet",
+    "fail_run",
+    "fault_point",
+    "finish_run",
+    "finish_run_task",
+    "load_batch",
+    "load_batch_task",
+    "mark_delivering",
+    "open_for_write",
+    "query",
+    "read_archived_sources",
+    "read_article_addresses",
+    "read_article_ids",
+    "read_duplicates",
+    "read_failed_pages",
+    "read_listings",
+    "read_page_states",
+    "read_raw_pages",
+    "read_signed_articles",
+    "read_similar_signatures",
+    "read_stored_comments",
+    "record_alert_results",
+    "record_duplicates",
+    "record_health_alert",
+    "record_listings",
+    "record_signatures",
+    "reload_articles",
+    "run_lock",
+    "settle_interrupted_deliveries",
+    "stale_sources",
+]

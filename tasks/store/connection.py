@@ -1,0 +1,172 @@
+"""The DuckDB file: opening it (schema and migrations on first write), the run lock, reads.
+
+A DuckDB file held open read-write by one process cannot be opened by another, so every
+function in this package opens the file, does its work and closes it again: the writer is
+held only while loading.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from schemas.ddl import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES, VIEWS, ddl_hash
+from schemas.errors import DatabaseBusy, LoadError
+from schemas.ids import claim_key_for
+
+DEFAULT_WAIT_S = 30.0
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+@contextmanager
+def connect(path: Path | str, *, read_only: bool = False,
+            wait_s: float = DEFAULT_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database, waiting up to `wait_s` while another process holds it."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise LoadError(f"{path}: no such database")
+    if not read_only:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoadError(f"{path}: cannot create its folder: {exc.strerror}") from exc
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise LoadError(f"{path}: cannot open database: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(
+                    f"{path}: the database is busy (another policywatch process is "
+                    f"writing to it); waited {wait_s:g} s") from exc
+            time.sleep(0.2)
+        except duckdb.Error as exc:
+            raise LoadError(f"{path}: not a usable DuckDB database: {exc}") from exc
+    try:
+        # times are shown, and views group them by day, in UTC whatever the machine's zone
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing and upgrade an older schema in place, in one transaction."""
+    con.execute(TABLES["schema_meta"])
+    meta = dict(con.execute("SELECT key, value FROM schema_meta").fetchall())
+    version = int(meta["version"]) if "version" in meta else None
+    if version is not None and version > SCHEMA_VERSION:
+        raise LoadError(f"database schema version {version} is newer than this "
+                        f"policywatch ({SCHEMA_VERSION}); upgrade policywatch")
+    if version == SCHEMA_VERSION and meta.get("ddl_hash") == ddl_hash():
+        return  # the usual case: nothing to do, so opening stays cheap
+    con.create_function("pw_claim_key", claim_key_for, ["VARCHAR"], "VARCHAR",
+                        side_effects=False)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for target in sorted(MIGRATIONS):
+            if version is not None and version < target:
+                for statement in MIGRATIONS[target]:
+                    con.execute(statement)
+        for statement in (*TABLES.values(), *VIEWS.values(), *INDEXES):
+            con.execute(statement)
+        con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('version', ?), ('ddl_hash', ?)",
+                    [str(SCHEMA_VERSION), ddl_hash()])
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise LoadError(f"cannot create or upgrade the schema: {exc}") from exc
+
+
+# One writer per process: DuckDB connections in one process share the database, and two
+# writers in parallel threads hit write-write conflicts instead of waiting for each other.
+_WRITE_LOCK = threading.RLock()
+
+
+@contextmanager
+def open_for_write(path: Path | str,
+                   wait_s: float = DEFAULT_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writer connection with the schema in place."""
+    with _WRITE_LOCK, connect(path, wait_s=wait_s) as con:
+        ensure_schema(con)
+        yield con
+
+
+_HELD_RUN_LOCKS: dict[Path, int] = {}  # held by this process: taking one again is a no-op
+
+
+@contextmanager
+def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
+    """Hold `<database>.lock` for a whole run: a second run waits up to `wait_s`, then gives
+    up with DatabaseBusy. The OS drops the lock when the process dies, even on kill -9.
+
+    Re-entrant within a process, so the CLI can take it before Prefect starts (a busy
+    database is then one line, not a failed flow run) and the flow can take it again."""
+    # beside the real file: a run through a symlink must take the same lock
+    real = Path(path).resolve()
+    lock_path = real.with_name(f"{real.name}.lock")
+    if _HELD_RUN_LOCKS.get(lock_path):
+        _HELD_RUN_LOCKS[lock_path] += 1
+        try:
+            yield
+        finally:
+            _HELD_RUN_LOCKS[lock_path] -= 1
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot use this database path: "
+                        f"{exc.strerror or exc}") from exc
+    deadline = time.monotonic() + wait_s
+    with handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(f"{path}: another policywatch run is using this "
+                                       f"database; waited {wait_s:g} s") from exc
+                time.sleep(0.25)
+        _HELD_RUN_LOCKS[lock_path] = 1
+        try:
+            yield
+        finally:
+            _HELD_RUN_LOCKS.pop(lock_path, None)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fault_point(name: str) -> None:
+    """Crash-test hook: with POLICYWATCH_FAULT=<name> the process kills itself here, as
+    `kill -9` would. Inert otherwise."""
+    if os.environ.get("POLICYWATCH_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def query(path: Path | str, sql: str, params: Sequence[Any] = (),
+          wait_s: float = 5.0) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run SQL on a read-only connection: (column names, rows)."""
+    with connect(path, read_only=True, wait_s=wait_s) as con:
+        try:
+            cursor = con.execute(sql, list(params))
+        except duckdb.Error as exc:
+            raise LoadError(str(exc).splitlines()[0]) from exc
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
