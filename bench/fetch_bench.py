@@ -221,10 +221,8 @@ def night(source: Source, crawl: Crawl, db: Path, run: str, *, workers: int,
 
         extracted["claims"] = list(extract_article_claims(batch.articles, [])[0])
         extracted["stances"] = list(classify_comment_stances(batch.comments, [])[0])
-    counts = load_batch(db, LoadBatch(
-        run_id=run, pages=batch.outcomes, articles=batch.articles, comments=batch.comments,
-        claims=extracted["claims"], stances=extracted["stances"],  # type: ignore[arg-type]
-        rejects=batch.rejects, fetch_log=batch.fetch_log))
+    counts = load_batch(db, LoadBatch.of_pages(
+        run, [batch], claims=extracted["claims"], stances=extracted["stances"]))
     done = time.perf_counter()
     return {"seconds": done - started, "crawl_s": crawled - started, "load_s": done - crawled,
             "articles_new": counts.articles_new, "comments_new": counts.comments_new,

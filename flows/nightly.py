@@ -12,16 +12,16 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.analysis import analyse_night, cores, unwalked
 from schemas.config import Config, load_config
-from schemas.models import Reject, RunSummary
+from schemas.models import PageBatch, Reject, RunSummary
 from tasks.alerts import (
     deliver_pending_task,
     emit_claim_events_task,
     plan_alerts_task,
+    send_backlog_alerts_task,
     send_health_alerts_task,
     write_entity_feeds_task,
 )
-from tasks.crawl import crawl_source_task
-from tasks.extract import PageBatch
+from tasks.crawl import crawl_source_task, merge_night_copies
 from tasks.report import copy_report_task, write_report_task
 from tasks.store import (
     LoadBatch,
@@ -38,20 +38,25 @@ progress = logging.getLogger("policywatch.progress")
 
 @flow(name="policywatch-nightly", log_prints=True)
 def nightly(config_path: str, db_path: str | None = None,
-            extra_channels: list[str] | None = None, lock_wait_s: float = 60.0) -> RunSummary:
+            extra_channels: list[str] | None = None, lock_wait_s: float = 60.0,
+            only_source: str | None = None, budget: int | None = None) -> RunSummary:
     """One night: every source is crawled, new articles are analysed and loaded, alerts sent.
 
     The run holds the database's run lock throughout, so a second run waits for it (up to
-    `lock_wait_s`) instead of sending the same alerts twice.
+    `lock_wait_s`) instead of sending the same alerts twice. `only_source` and `budget`
+    make it a backfill: one source, with `budget` pages instead of its `max_items`.
     """
     config = load_config(config_path)
+    if only_source is not None:
+        config = config.model_copy(update={
+            "sources": tuple(s for s in config.sources if s.name == only_source)})
     db = Path(db_path) if db_path else config.database
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     started = datetime.now(UTC)
     with run_lock(db, wait_s=lock_wait_s):
         begin_run_task(db, run_id, started, str(config_path))
         try:
-            summary = _night(config, db, run_id, started, extra_channels or [])
+            summary = _night(config, db, run_id, started, extra_channels or [], budget)
         except BaseException:
             fail_run(db, run_id, datetime.now(UTC))  # keeps the counts its load recorded
             raise
@@ -59,14 +64,15 @@ def nightly(config_path: str, db_path: str | None = None,
 
 
 def _night(config: Config, db: Path, run_id: str, started: datetime,
-           extra_channels: list[str]) -> RunSummary:
+           extra_channels: list[str], budget: int | None = None) -> RunSummary:
     logger = get_run_logger()
     progress.info("crawling %d sources", len(config.sources))
     rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *extra_channels)})
                   for rule in config.alert_rules())
     tracked = [e.name for e in config.tracked_entities]
 
-    futures = [crawl_source_task.submit(source, config.crawl, db, processes=cores(config))
+    futures = [crawl_source_task.submit(source, config.crawl, db, processes=cores(config),
+                                        budget=budget)
                for source in config.sources]
     batches: list[PageBatch] = []
     failures: list[Reject] = []
@@ -84,6 +90,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
                                           or (source.urls[0] if source.urls else "")),
                                    source=source.name, stage="discover", reason=reason))
 
+    merge_night_copies(batches)  # a story two sources carried tonight is one article
     articles = [a for b in batches for a in b.articles]
     comments = [c for b in batches for c in b.comments]
     claims, stances, analysis_rejects = analyse_night(articles, comments, config)
@@ -91,12 +98,8 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     failures.extend(analysis_rejects)
     alerts = plan_alerts_task(unwalked(claims), rules, config.topics) if claims else []
     progress.info("loading %d articles, %d claims", len(articles), len(claims))
-    counts = load_batch_task(db, unwalked(LoadBatch(
-        run_id=run_id,
-        pages=[o for b in batches for o in b.outcomes],
-        articles=articles, comments=comments, claims=claims, stances=stances,
-        rejects=failures, fetch_log=[f for b in batches for f in b.fetch_log], alerts=alerts,
-    )))
+    counts = load_batch_task(db, unwalked(LoadBatch.of_pages(
+        run_id, batches, claims=claims, stances=stances, alerts=alerts, rejects=failures)))
     new_ids = set(counts.new_claim_ids)  # built once: a set per claim was O(n^2)
     new_claims = [c for c in claims if c.claim_id in new_ids]
     if new_claims:
@@ -106,6 +109,8 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     progress.info("sending alerts")
     sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
                                         report_url=report.resolve().as_uri())
+    send_backlog_alerts_task(db, {s.name: s.max_items for s in config.sources},
+                             [*config.alerts.channels, *extra_channels])
     send_health_alerts_task(db, [s.name for s in config.sources],
                             [*config.alerts.channels, *extra_channels],
                             config.crawl.stale_after_days)
@@ -118,6 +123,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
         alerts_failed=failed,
         pages_failed=sum(1 for b in batches for o in b.outcomes if o.error),
         failures=tuple(failures),
+        sources=tuple(b.night for b in batches if b.night is not None),
     )
     finish_run_task(db, summary)
     # again, now that the runs row is final: the page written before delivery (the digest
@@ -145,6 +151,12 @@ def _artifact(summary: RunSummary, per_entity: dict[str, int]) -> str:
     if per_entity:
         lines += ["", "## New claims per tracked entity", "", "| entity | new claims |",
                   "| --- | --- |", *(f"| {name} | {n} |" for name, n in per_entity.items())]
+    if summary.sources:
+        lines += ["", "## Listed items per source", "",
+                  "| source | new items found | fetched | deferred | expired | backlog |",
+                  "| --- | --- | --- | --- | --- | --- |",
+                  *(f"| {n.source} | {n.found} | {n.fetched} | {n.deferred} | {n.expired} | "
+                    f"{n.backlog} |" for n in summary.sources)]
     if summary.failures:
         lines += ["", "## Failures", "", "| source | stage | url | reason |",
                   "| --- | --- | --- | --- |"]

@@ -30,13 +30,13 @@ from pathlib import Path
 from schemas.config import Config, Source
 from schemas.ids import normalize_url
 from schemas.models import Article, Claim, FetchResult, Stance
-from tasks.crawl import apply_merges, page_states
+from tasks.crawl import apply_merges
 from tasks.extract import process_pages
 from tasks.store import (
     ReloadCounts,
     read_archived_sources,
     read_article_addresses,
-    read_article_ids,
+    read_pages_state,
     read_raw_pages,
     reload_articles,
 )
@@ -88,11 +88,12 @@ def _one_source(db_path: Path | str, config: Config, name: str, source: Source |
                            fetched_at=fetched_at)
                for url, _, final_url, encoding, html, fetched_at in raw]
     urls = [f.url for f in fetches]
-    states, merged = page_states(db_path, urls)
+    known = read_pages_state(db_path, urls)
+    states, merged = known.page_states(urls)
     # without the old content hash nothing counts as unchanged: everything is re-extracted
     states = {k: replace(s, content_hash=None) for k, s in states.items()}
     settings = source or Source.model_validate({"name": name, "urls": [fetches[0].url]})
-    batch = process_pages(fetches, settings, states, read_article_ids(db_path, urls))
+    batch = process_pages(fetches, settings, states, known.article_ids)
     apply_merges(batch, merged)
     articles = _one_record_per_article(batch.articles, addresses)
     claims: list[Claim] = []

@@ -150,6 +150,11 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     click.echo(f"  new stances   {summary.stances_new}")
     click.echo(f"  alerts sent   {summary.alerts_sent}"
                + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
+    for night in summary.sources:
+        if night.deferred or night.expired:  # a source over its budget says so
+            click.echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
+                       f"fetched, {night.deferred} deferred to later nights, "
+                       f"{night.expired} expired (raise its max_items to fetch more a night)")
     click.echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
         click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
@@ -208,7 +213,7 @@ def _live_progress() -> Iterator[None]:
 
 
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
-              wait_s: float = 60.0) -> Any:
+              wait_s: float = 60.0, **night: Any) -> Any:
     from schemas.config import load_config
     from tasks.store import open_for_write, run_lock
 
@@ -223,7 +228,7 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
         tracked = {e.name for e in config.tracked_entities}
         with _live_progress():
             summary = nightly(str(config_path), str(target) if db else None,
-                              list(extra_channels), lock_wait_s=wait_s)
+                              list(extra_channels), lock_wait_s=wait_s, **night)
         return target, tracked, summary
 
 
@@ -240,6 +245,42 @@ def run(config_path: Path, db: Path | None, wait_s: float, verbose: bool) -> Non
     """One run of the nightly flow for a config."""
     _quiet_prefect(verbose)
     target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s)
+    _print_run(target, summary, tracked)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True,
+              type=click.Path(path_type=Path), help="The YAML config file.")
+@click.option("--source", "source_name", required=True, help="The source whose backlog to fetch.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Pages to fetch (default: the whole backlog, plus the source's max_items).")
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help="The DuckDB file (default: the config's `database`).")
+@click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for another run on the same database to finish.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
+@handles_errors
+def backfill(config_path: Path, source_name: str, limit: int | None, db: Path | None,
+             wait_s: float, verbose: bool) -> None:
+    """Fetch a source's backlog now: one night for that source with a larger budget."""
+    from schemas.config import load_config
+    from tasks.store import query
+
+    config = load_config(config_path)
+    names = [s.name for s in config.sources]
+    if source_name not in names:
+        raise CliError(f"--source {source_name}: no such source in {config_path} "
+                       f"(sources: {', '.join(names)})")
+    if limit is None:
+        target = db or config.database
+        waiting = query(target, "SELECT count(*) FROM backlog WHERE source = ? AND "
+                                "status = 'waiting'", [source_name])[1][0][0] \
+            if target.exists() else 0
+        source = next(s for s in config.sources if s.name == source_name)
+        limit = int(waiting) + source.max_items
+    _quiet_prefect(verbose)
+    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s,
+                                         only_source=source_name, budget=limit)
     _print_run(target, summary, tracked)
 
 

@@ -199,6 +199,45 @@ TABLES: dict[str, str] = {
             similarity DOUBLE,                -- estimated Jaccard of the bodies
             detected_at TIMESTAMPTZ NOT NULL
         )""",
+    # Items a listing named that a night had no budget for (`max_items`): later nights take
+    # them, newest first, while they are inside `window_days`; one that leaves the window
+    # while waiting is kept as `expired` with the reason (the `skipped` view).
+    "backlog": """
+        CREATE TABLE IF NOT EXISTS backlog (
+            url VARCHAR PRIMARY KEY,          -- normalised address
+            source VARCHAR NOT NULL,
+            listed_url VARCHAR NOT NULL,      -- as the listing named it
+            published_at TIMESTAMPTZ,         -- the listing's date, if it gave one
+            first_deferred_at TIMESTAMPTZ NOT NULL,
+            nights INTEGER NOT NULL,          -- nights it was left over max_items
+            status VARCHAR NOT NULL,          -- waiting | expired
+            reason VARCHAR,                   -- why it expired
+            updated_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR NOT NULL
+        )""",
+    # Per run and source: listed items not stored yet, how many were fetched, left for a
+    # later night, or expired; and the backlog left after the night.
+    "source_nights": """
+        CREATE TABLE IF NOT EXISTS source_nights (
+            run_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            found INTEGER NOT NULL,
+            fetched INTEGER NOT NULL,
+            deferred INTEGER NOT NULL,
+            expired INTEGER NOT NULL,
+            backlog INTEGER NOT NULL,
+            PRIMARY KEY (run_id, source)
+        )""",
+    # One backlog alert per growth spell: sent when a source's backlog grew three nights in
+    # a row, again only after it has shrunk.
+    "backlog_alerts": """
+        CREATE TABLE IF NOT EXISTS backlog_alerts (
+            source VARCHAR PRIMARY KEY,
+            raised_at TIMESTAMPTZ NOT NULL,
+            backlog INTEGER NOT NULL,
+            sent_at TIMESTAMPTZ,
+            error VARCHAR
+        )""",
     # Feeds and sitemaps as last fetched, so the next run asks for them conditionally.
     "listings": """
         CREATE TABLE IF NOT EXISTS listings (
@@ -212,6 +251,12 @@ TABLES: dict[str, str] = {
 }
 
 VIEWS: dict[str, str] = {
+    # Listed items never fetched: they left the window while waiting over `max_items`.
+    "skipped": """
+        CREATE OR REPLACE VIEW skipped AS
+        SELECT source, listed_url AS url, published_at, nights, reason,
+               updated_at AS skipped_at, run_id
+        FROM backlog WHERE status = 'expired'""",
     # One row per claim with where it was published: the view most queries start from.
     "claims_view": """
         CREATE OR REPLACE VIEW claims_view AS

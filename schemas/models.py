@@ -7,7 +7,7 @@ tables, and a test checks the two stay in step.
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -182,6 +182,19 @@ class AlertMessage(_Record):
     outlets: tuple[str, ...] = ()  # "source: url" of every article carrying the claim
 
 
+@dataclass(frozen=True)
+class SourceNight:
+    """One source's night in numbers: listed items not stored yet (`found`, the backlog
+    included), how many were `fetched`, `deferred` to a later night, or `expired`."""
+
+    source: str
+    found: int = 0
+    fetched: int = 0
+    deferred: int = 0
+    expired: int = 0
+    backlog: int = 0  # waiting after tonight
+
+
 class RunSummary(_Record):
     run_id: str
     started_at: datetime
@@ -195,6 +208,7 @@ class RunSummary(_Record):
     alerts_failed: int = 0
     pages_failed: int = 0
     failures: tuple[Reject, ...] = ()
+    sources: tuple[SourceNight, ...] = ()  # found, fetched, deferred, expired per source
     report_path: str | None = None  # the run's briefing page
 
 
@@ -226,3 +240,69 @@ class PageOutcome:
     content_hash: str | None = None
     error: str | None = None
     gone: bool = False
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A feed or sitemap as last fetched: its validators and content, for a conditional GET."""
+
+    etag: str | None
+    last_modified: str | None
+    content: builtins.bytes
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An article's MinHash and its band buckets, recorded so later copies are found."""
+
+    article_id: str
+    source: str
+    title_key: str | None
+    minhash: builtins.bytes
+    bands: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A page whose article copies an earlier one: its own id and the article it joins."""
+
+    article_id: str
+    duplicate_of: str
+    url: str
+    reason: str  # canonical | near-duplicate
+    similarity: float | None
+
+
+@dataclass(frozen=True)
+class BacklogItem:
+    """A listed item a night had no budget for, waiting for a later night."""
+
+    url: str  # normalised
+    listed_url: str
+    published_at: datetime | None
+    first_deferred_at: datetime
+    nights: int  # nights it was left over, tonight included
+    reason: str | None = None  # set when it expired
+
+
+@dataclass
+class PageBatch:
+    """What one source's night produced, ready for the night's one load.
+
+    Besides the pages' records it carries what the crawl learnt for the store: the feeds
+    and sitemaps fetched afresh, the signatures of new articles and the copies merged.
+    """
+
+    source: str = ""
+    outcomes: list[PageOutcome] = field(default_factory=list)
+    articles: list[Article] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    fetch_log: list[FetchResult] = field(default_factory=list)
+    unchanged: int = 0
+    listings: dict[str, Listing] = field(default_factory=dict)
+    signatures: list[Signature] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    deferred: list[BacklogItem] = field(default_factory=list)  # waiting after tonight
+    expired: list[BacklogItem] = field(default_factory=list)
+    night: SourceNight | None = None

@@ -44,9 +44,7 @@ def _wp(items: list[tuple[int, str, str, str | None]], nav: str = "") -> str:
 def _stored(tmp_path: Path, server: HTTPServer, source: Source) -> list[tuple[str, ...]]:
     db = tmp_path / "c.duckdb"
     batch = crawl_source(source, CRAWL, db, now=datetime(2026, 11, 29, tzinfo=UTC))
-    load_batch(db, LoadBatch(run_id="r1", pages=batch.outcomes, articles=batch.articles,
-                             comments=batch.comments, rejects=batch.rejects,
-                             fetch_log=batch.fetch_log))
+    load_batch(db, LoadBatch.of_pages("r1", [batch]))
     _, rows = query(db, "SELECT c.author, c.body, p.author FROM comments c "
                         "LEFT JOIN comments p ON p.comment_id = c.parent_id ORDER BY c.body")
     return rows
@@ -148,9 +146,7 @@ def test_a_comment_page_that_failed_is_read_on_the_next_night(tmp_path: Path,
     for night, run in enumerate(("r1", "r2")):
         up["page2"] = night == 1
         batch = crawl_source(source, crawl, db, now=datetime(2026, 11, 29, tzinfo=UTC))
-        load_batch(db, LoadBatch(run_id=run, pages=batch.outcomes, articles=batch.articles,
-                                 comments=batch.comments, rejects=batch.rejects,
-                                 fetch_log=batch.fetch_log))
+        load_batch(db, LoadBatch.of_pages(run, [batch]))
         if night == 0:
             _, pages = query(db, "SELECT status, last_error FROM pages")
             assert pages[0][0] == "failed" and "comments incomplete" in pages[0][1]

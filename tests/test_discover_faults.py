@@ -31,9 +31,7 @@ def article(title: str) -> str:
 
 def night(source: Source, db: Path) -> list[tuple[Any, ...]]:
     batch = crawl_source(source, CRAWL, db, now=NOW)
-    load_batch(db, LoadBatch(run_id="r1", pages=batch.outcomes, articles=batch.articles,
-                             comments=batch.comments, rejects=batch.rejects,
-                             fetch_log=batch.fetch_log))
+    load_batch(db, LoadBatch.of_pages("r1", [batch]))
     return query(db, "SELECT url, source, stage, reason FROM rejects ORDER BY url", [])[1]
 
 

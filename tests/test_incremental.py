@@ -21,8 +21,8 @@ from werkzeug import Request, Response
 from flows.reprocess import reprocess
 from schemas.config import Config, Crawl, Source, Topic
 from schemas.ids import article_id_for, normalize_url
+from schemas.models import PageBatch
 from tasks.crawl import crawl_source
-from tasks.extract import PageBatch
 from tasks.store import LoadBatch, LoadCounts, load_batch, query
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -137,9 +137,7 @@ def night(site: Site, db: Path, *, name: str = "news", crawl: Crawl = CRAWL,
           source: Source | None = None, run: str = "r") -> tuple[PageBatch, LoadCounts]:
     source = source or src(name=name, feed=site.url("/rss.xml"))
     batch = crawl_source(source, crawl, db, now=NOW)
-    counts = load_batch(db, LoadBatch(run_id=run, pages=batch.outcomes, articles=batch.articles,
-                                      comments=batch.comments, rejects=batch.rejects,
-                                      fetch_log=batch.fetch_log))
+    counts = load_batch(db, LoadBatch.of_pages(run, [batch]))
     return batch, counts
 
 
@@ -539,3 +537,31 @@ def test_reprocess_drops_stances_of_removed_topics(site: Site, db_path: Path) ->
     counts = reprocess(db_path, config)
     assert (counts.stances_new, counts.stances_updated, counts.stances_removed) == (1, 0, 1)
     assert rows(db_path, "SELECT topic FROM stances") == [("controls",)]
+
+
+def test_a_source_night_enters_the_store_twice_before_its_load(
+        site: Site, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its state before discovery, one look-up for copies after parsing; nothing written."""
+    import tasks.store.connection as connection
+    import tasks.store.state as state
+
+    for i in range(3):
+        site.add(f"/2026/11/a{i}.html", article_html(f"Story {i}", [*PARAS, f"Detail {i}."],
+                                                     comments=(("Ann", f"Comment {i}"),)))
+    night(site, db_path, run="r1")
+    opened: list[str] = []
+    real = connection.open_for_write
+
+    def counted(path: Path | str, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(state, "open_for_write", counted)
+    monkeypatch.setattr(connection, "open_for_write", counted)
+    site.add("/2026/11/a3.html", article_html("Story 3", [*PARAS, "Detail 3."]))
+    before = one(db_path, "SELECT count(*) FROM listings")
+    batch = crawl_source(src(name="news", feed=site.url("/rss.xml")), CRAWL, db_path, now=NOW)
+    assert len(opened) == 2
+    assert len(batch.articles) == 1 and len(batch.signatures) == 1
+    # the feed fetched afresh rides to the load instead of being written by the crawl
+    assert batch.listings and one(db_path, "SELECT count(*) FROM listings") == before

@@ -11,6 +11,8 @@ from tasks.alerts.delivery import (
     deliver_pending_task,
     emit_claim_events_task,
     mask_channel,
+    send_backlog_alerts,
+    send_backlog_alerts_task,
     send_health_alerts,
     send_health_alerts_task,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "mask_channel",
     "plan_alerts",
     "plan_alerts_task",
+    "send_backlog_alerts",
+    "send_backlog_alerts_task",
     "send_health_alerts",
     "send_health_alerts_task",
     "slug",

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
@@ -27,8 +27,10 @@ from schemas.models import AlertMessage, Claim
 from tasks.store import (
     alerts_to_send,
     fault_point,
+    growing_backlogs,
     mark_delivering,
     record_alert_results,
+    record_backlog_alert,
     record_health_alert,
     settle_interrupted_deliveries,
     stale_sources,
@@ -290,3 +292,31 @@ def emit_claim_events(claims: Sequence[Claim], tracked: Sequence[str], *,
 
 emit_claim_events_task = task(name="emit-claim-events")(emit_claim_events)
 send_health_alerts_task = task(name="source-health")(send_health_alerts)
+
+
+def send_backlog_alerts(db_path: Path | str, budgets: Mapping[str, int],
+                        channels: Sequence[str]) -> list[str]:
+    """Tell every channel, once per growth spell, about a source whose backlog of listed
+    items grew three nights in a row; returns the sources reported."""
+    if not channels:
+        return []
+    reported = []
+    for source, backlog in growing_backlogs(db_path, list(budgets)):
+        title = f"policywatch: source '{source}' lists more than one night can fetch"
+        body = (f"Source: {source}\nWaiting in its backlog: {backlog} items, more every "
+                f"night for three nights.\nEach night fetches at most max_items = "
+                f"{budgets[source]} of its listed pages; items that leave the window before "
+                f"their turn are skipped. Raise `max_items` for this source in the config, or "
+                f"drain the backlog now:\n  policywatch backfill --config CONFIG "
+                f"--source {source}\nWhat was skipped: policywatch sql "
+                f"\"SELECT * FROM skipped WHERE source = '{source}'\"")
+        errors = [e for e in (send_message(c, title, body,
+                                           key=stable_id("backlog", source, str(backlog)))
+                              for c in channels) if e]
+        record_backlog_alert(db_path, source, backlog, sent=not errors,
+                             error="; ".join(errors) or None)
+        reported.append(source)
+    return reported
+
+
+send_backlog_alerts_task = task(name="backlog-health")(send_backlog_alerts)

@@ -15,7 +15,7 @@ from tasks.crawl.night import (
     apply_merges,
     crawl_source,
     crawl_source_task,
-    page_states,
+    merge_night_copies,
     settled,
 )
 
@@ -24,6 +24,6 @@ __all__ = [
     "apply_merges",
     "crawl_source",
     "crawl_source_task",
-    "page_states",
+    "merge_night_copies",
     "settled",
 ]

@@ -27,12 +27,15 @@ from protego import Protego
 
 from schemas.config import Crawl, Source
 from schemas.ids import join_url, normalize_url
-from schemas.models import FetchRequest, FetchResult, Reject
+from schemas.models import FetchRequest, FetchResult, Listing, Reject
 from tasks.crawl.fetch import FEED_TYPES, fetch_many
 
 _FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
                "application/rdf+xml"}
 MAX_SITEMAPS = 50
+# listed items kept per source and night, as a multiple of max_items: the rest of a huge
+# listing waits for a later night (tasks.crawl.budget), and the work stays bounded
+COLLECT_FACTOR = 10
 _SITEMAP_ROOTS = {"urlset", "sitemapindex"}
 
 
@@ -53,15 +56,6 @@ class Discovery:
     rejects: list[Reject] = field(default_factory=list)
     fetches: list[FetchResult] = field(default_factory=list)
     listings: dict[str, Listing] = field(default_factory=dict)  # fetched afresh tonight
-
-
-@dataclass(frozen=True)
-class Listing:
-    """A feed or sitemap as last fetched: its validators and content, for a conditional GET."""
-
-    etag: str | None
-    last_modified: str | None
-    content: bytes
 
 
 def _to_utc(value: datetime | None) -> datetime | None:
@@ -303,8 +297,9 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
         found.extend(pages)
         pending.extend(children)
     found = _fetchable(found, source, out)
+    # the night's budget is spent by tasks.crawl.budget: here only a bound on the work
     out.items = select_items(found, now, timedelta(days=crawl.window_days),
-                             source.max_items + len(source.urls))
+                             source.max_items * COLLECT_FACTOR + len(source.urls))
     return out
 
 

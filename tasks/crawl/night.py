@@ -13,15 +13,18 @@ What keeps a night from fetching or storing the same thing twice:
 - a new article whose canonical or final address is already stored takes that article's id,
   and so does a near-duplicate of a stored article (tasks.crawl.dedupe): a syndicated copy is one
   article with both addresses in `article_urls`.
+
+The store is entered twice before the load: `read_crawl_state` before discovery (listings,
+the source's pages, failures, duplicates and addresses), and one connection after parsing
+to look up what the new articles may copy. Nothing is written here: the feeds fetched
+afresh, the new signatures and the merges ride in the `PageBatch` to the night's one load.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,30 +32,23 @@ from prefect import task
 
 from schemas.config import Crawl, Source
 from schemas.ids import normalize_url, text_key
-from schemas.models import Article, Comment, FetchRequest, PageState
+from schemas.models import (
+    Article,
+    Comment,
+    Duplicate,
+    FetchRequest,
+    PageBatch,
+    PageState,
+    Signature,
+)
+from tasks.crawl.budget import plan_night
 from tasks.crawl.dedupe import Fingerprint, NearDuplicateIndex, bands, signature, title_key
-from tasks.crawl.discover import Listing, discover_source
+from tasks.crawl.discover import Discovered, discover_source
 from tasks.crawl.fetch import fetch_many
 from tasks.crawl.more_comments import fetch_more_comments
-from tasks.extract import PageBatch, process_pages
-from tasks.store import (
-    fault_point,
-    read_article_ids,
-    read_duplicates,
-    read_failed_pages,
-    read_listings,
-    read_page_states,
-    read_signed_articles,
-    read_similar_signatures,
-    read_stored_comments,
-    record_duplicates,
-    record_listings,
-    record_signatures,
-)
+from tasks.extract import process_pages
+from tasks.store import StoreReader, fault_point, read_crawl_state, reading
 
-# Sources are crawled in parallel threads; looking up and recording signatures under one
-# lock means the second of two copies found the same night sees the first.
-_DEDUPE_LOCK = threading.Lock()
 # stage timings go out as a record's `timings` extra, for benches and the curious
 log = logging.getLogger(__name__)
 
@@ -79,47 +75,36 @@ def _fetched_pages(batch: PageBatch) -> list[tuple[str, str, str | None, bytes]]
 
 def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
                  now: datetime | None = None, workers: int = 8,
-                 processes: int = 1) -> PageBatch:
+                 processes: int = 1, budget: int | None = None) -> PageBatch:
     """Discover, fetch and parse one source's pages; a `PageBatch` ready for the load.
 
     `workers` threads fetch; `processes` > 1 parses a large batch in worker processes.
+    `budget` replaces the source's `max_items` for this night (`policywatch backfill`).
     """
     clock = [time.perf_counter()]
-    listings = {u: Listing(*v) for u, v in read_listings(db_path, source.name).items()}
-    discovery = discover_source(source, crawl, now=now or datetime.now(UTC),
-                                listings=listings)
-    record_listings(db_path, source.name, {u: (v.etag, v.last_modified, v.content)
-                                           for u, v in discovery.listings.items()})
-    urls = [item.url for item in discovery.items]
+    now = now or datetime.now(UTC)
+    state = read_crawl_state(db_path, source.name)
+    discovery = discover_source(source, crawl, now=now, listings=state.listings)
+    plan = plan_night(source.name, discovery.items, state, budget or source.max_items,
+                      crawl.window_days, now)
+    urls = list(plan.urls)
     seen = {normalize_url(u) for u in urls}
-    for url in read_failed_pages(db_path, source.name):
-        if url not in seen:  # failures are stored normalised
-            seen.add(url)
-            urls.append(url)
-    states, merged = page_states(db_path, urls)
-    listed = {item.url: item.published_at for item in discovery.items if not item.from_list}
-    clock_now = now or datetime.now(UTC)
-    requests = []
-    for url in urls:
-        state = states.get(normalize_url(url))
-        if state is not None and state.status == "gone":
-            continue  # 404/410 before: not fetched again every night
-        if state is not None and url in listed and settled(
-                state, listed[url], crawl.revisit_days, clock_now):
-            continue  # an old article its listing does not show as changed
-        requests.append(FetchRequest(
-            url=url, source=source.name,
-            etag=state.etag if state and state.status == "ok" else None,
-            last_modified=state.last_modified if state and state.status == "ok" else None))
+    urls += [url for url in state.failed if url not in seen]  # failures are stored normalised
+    states, merged = state.page_states(urls)
+    requests = _requests(source, crawl, urls, states, discovery.items, now)
     clock.append(time.perf_counter())
     fetches = fetch_many(requests, crawl, workers=workers)
     fault_point("fetch")  # crash tests: killed with the pages fetched but nothing stored
     clock.append(time.perf_counter())
-    batch = process_pages(fetches, source, states, read_article_ids(db_path, urls),
-                          processes=processes)
+    batch = process_pages(fetches, source, states, state.article_ids, processes=processes)
+    batch.source = source.name
+    batch.listings = dict(discovery.listings)
+    batch.deferred, batch.expired, batch.night = plan.deferred, plan.expired, plan.night
     clock.append(time.perf_counter())
     apply_merges(batch, merged)
-    merge_duplicates(batch, db_path, states)
+    with reading(db_path) as store:  # the second and last look at the store before the load
+        merge_duplicates(batch, store, states)
+        stored = store.stored_comments({o.article_id for o in batch.outcomes if o.article_id})
     more = fetch_more_comments(_fetched_pages(batch), source, crawl, datetime.now(UTC))
     batch.comments.extend(more.comments)
     for outcome in batch.outcomes:
@@ -128,8 +113,7 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
         reason = more.incomplete.get(outcome.article_id or "")
         if reason is not None and outcome.error is None:
             outcome.error = f"comments incomplete: {reason}"
-    batch.comments = adopt_stored_comments(
-        batch.comments, read_stored_comments(db_path, {c.article_id for c in batch.comments}))
+    batch.comments = adopt_stored_comments(batch.comments, stored)
     batch.rejects[:0] = discovery.rejects
     batch.rejects.extend(more.rejects)
     batch.fetch_log = [*discovery.fetches, *fetches, *more.fetches]
@@ -143,24 +127,28 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
     return batch
 
 
-def page_states(db_path: Path | str, urls: Sequence[str]
-                ) -> tuple[dict[str, PageState], dict[str, str]]:
-    """Earlier runs' page states, and {copy's own id: article it was merged into}.
+def _requests(source: Source, crawl: Crawl, urls: Sequence[str],
+              states: Mapping[str, PageState], items: Sequence[Discovered],
+              now: datetime) -> list[FetchRequest]:
+    """Tonight's requests: conditional for known pages; gone and settled pages left alone."""
+    listed = {i.url: i.published_at for i in items if not i.from_list}
+    requests = []
+    for url in urls:
+        state = states.get(normalize_url(url))
+        if state is not None and state.status == "gone":
+            continue  # 404/410 before: not fetched again every night
+        if state is not None and url in listed and settled(
+                state, listed[url], crawl.revisit_days, now):
+            continue  # an old article its listing does not show as changed
+        known = state is not None and state.status == "ok"
+        requests.append(FetchRequest(
+            url=url, source=source.name,
+            etag=state.etag if state is not None and known else None,
+            last_modified=state.last_modified if state is not None and known else None))
+    return requests
 
-    A page merged into an earlier article is given its own id back here, so its comments
-    get the same ids as on the night it was merged; `apply_merges` then points the batch
-    at the earlier article again.
-    """
-    states = read_page_states(db_path, urls)
-    copies = read_duplicates(db_path, urls)
-    for key, (own, merged_into) in copies.items():
-        state = states.get(key)
-        if state is not None and state.article_id in (None, merged_into):
-            states[key] = replace(state, article_id=own)
-    return states, dict(copies.values())
 
-
-def merge_duplicates(batch: PageBatch, db_path: Path | str,
+def merge_duplicates(batch: PageBatch, store: StoreReader,
                      states: Mapping[str, PageState]) -> dict[str, str]:
     """Give each new article that copies a known one the known article's id, in place.
 
@@ -168,33 +156,36 @@ def merge_duplicates(batch: PageBatch, db_path: Path | str,
     is stored under its id). It joins an existing article when its canonical or final
     address is stored under another id, or when its body is a near-duplicate
     (tasks.crawl.dedupe). The copy's record is dropped; its page and comments point at the
-    earlier article. Returns {copy's id: earlier article's id}.
+    earlier article; the merge and the new articles' signatures go to the load in the
+    batch. Returns {copy's id: earlier article's id}.
     """
     known_ids = {s.article_id for s in states.values() if s.article_id}
     candidates = [a for a in batch.articles if a.article_id not in known_ids]
     if not candidates:
         return {}
-    with _DEDUPE_LOCK:
-        page_urls = {o.article_id: o.url for o in batch.outcomes if o.article_id}
-        remap = _find_copies(candidates, db_path, batch.articles[0].source, page_urls)
-    apply_merges(batch, {own: into for own, (into, _, _) in remap.items()})
-    return {own: into for own, (into, _, _) in remap.items()}
+    page_urls = {o.article_id: o.url for o in batch.outcomes if o.article_id}
+    remap = _find_copies(candidates, store, batch, page_urls)
+    merges = {own: d.duplicate_of for own, d in remap.items()}
+    apply_merges(batch, merges)
+    return merges
 
 
-def _find_copies(articles: list[Article], db_path: Path | str, source: str,
-                 page_urls: Mapping[str, str]) -> dict[str, tuple[str, str, float | None]]:
-    """{copy's id: (earlier id, reason, similarity)}; records signatures and merges."""
-    signed = read_signed_articles(db_path, [a.article_id for a in articles])
+def _find_copies(articles: list[Article], store: StoreReader, batch: PageBatch,
+                 page_urls: Mapping[str, str]) -> dict[str, Duplicate]:
+    """{copy's id: its `Duplicate`}; new signatures and merges are added to the batch."""
+    signed = store.signed_articles([a.article_id for a in articles])
     fresh = list({a.article_id: a for a in articles if a.article_id not in signed}.values())
-    remap: dict[str, tuple[str, str, float | None]] = {}
-    addresses = [u for a in fresh for u in (a.url, a.canonical_url) if u]
-    stored = read_article_ids(db_path, addresses)
+    remap: dict[str, Duplicate] = {}
+    urls = {a.article_id: page_urls.get(a.article_id, a.url) for a in fresh}
+    stored = store.article_ids(u for a in fresh for u in (a.url, a.canonical_url) if u)
     prints: dict[str, Fingerprint] = {}
     for article in fresh:
         for url in (article.canonical_url, article.url):
             other = stored.get(normalize_url(url)) if url else None
             if other and other != article.article_id:
-                remap[article.article_id] = (other, "canonical", None)
+                remap[article.article_id] = Duplicate(article.article_id, other,
+                                                      urls[article.article_id], "canonical",
+                                                      None)
                 break
         minhash = signature(article.body)
         if minhash is not None:
@@ -202,24 +193,54 @@ def _find_copies(articles: list[Article], db_path: Path | str, source: str,
                                                      title_key(article.title))
     index = NearDuplicateIndex()
     buckets = sorted({key for p in prints.values() for key in bands(p.minhash)})
-    index.extend(Fingerprint(a, m, t) for a, t, m in read_similar_signatures(db_path, buckets))
-    to_record = []
+    index.extend(Fingerprint(a, m, t) for a, t, m in store.similar_signatures(buckets))
     for article in fresh:  # in fetch order: the first of two copies found tonight wins
         fingerprint = prints.get(article.article_id)
         if article.article_id in remap or fingerprint is None:
             continue
         match = index.match(fingerprint)
         if match is not None:
-            remap[article.article_id] = (match[0], "near-duplicate", round(match[1], 3))
+            remap[article.article_id] = Duplicate(article.article_id, match[0],
+                                                  urls[article.article_id], "near-duplicate",
+                                                  round(match[1], 3))
             continue
         index.add(fingerprint)
-        to_record.append((article.article_id, source, fingerprint.title_key,
-                          fingerprint.minhash, bands(fingerprint.minhash)))
-    record_signatures(db_path, to_record)
-    urls = {a.article_id: page_urls.get(a.article_id, a.url) for a in fresh}
-    record_duplicates(db_path, [(own, into, urls[own], reason, score)
-                                for own, (into, reason, score) in remap.items()])
+        batch.signatures.append(Signature(article.article_id, article.source,
+                                          fingerprint.title_key, fingerprint.minhash,
+                                          tuple(bands(fingerprint.minhash))))
+    batch.duplicates.extend(remap.values())
     return remap
+
+
+def merge_night_copies(batches: Sequence[PageBatch]) -> int:
+    """Fold copies found in two sources on the same night into the first; returns how many.
+
+    Each source compares its new articles with the store and with each other; two sources
+    crawled side by side cannot see each other's articles in the store until the load, so
+    the night compares the sources' new signatures once more, in source order.
+    """
+    index = NearDuplicateIndex()
+    folded = 0
+    for batch in batches:
+        remap: dict[str, Duplicate] = {}
+        kept = []
+        page_urls = {o.article_id: o.url for o in batch.outcomes if o.article_id}
+        for sig in batch.signatures:
+            fingerprint = Fingerprint(sig.article_id, sig.minhash, sig.title_key)
+            match = index.match(fingerprint)
+            if match is None:
+                index.add(fingerprint)
+                kept.append(sig)
+            else:
+                remap[sig.article_id] = Duplicate(
+                    sig.article_id, match[0], page_urls.get(sig.article_id, ""),
+                    "near-duplicate", round(match[1], 3))
+        if remap:
+            batch.signatures = kept
+            batch.duplicates.extend(remap.values())
+            apply_merges(batch, {own: d.duplicate_of for own, d in remap.items()})
+            folded += len(remap)
+    return folded
 
 
 def apply_merges(batch: PageBatch, remap: Mapping[str, str]) -> None:

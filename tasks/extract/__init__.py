@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from tasks.extract.comments import comment_time
 from tasks.extract.page import parse_page
-from tasks.extract.pages import PageBatch, comment_records, process_context, process_pages
+from tasks.extract.pages import comment_records, process_context, process_pages
 
 __all__ = [
-    "PageBatch",
     "comment_records",
     "comment_time",
     "parse_page",

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.config import CommentSelectors, Source
@@ -27,6 +26,7 @@ from schemas.models import (
     Article,
     Comment,
     FetchResult,
+    PageBatch,
     PageOutcome,
     PageState,
     ParsedComment,
@@ -37,16 +37,6 @@ from tasks.extract.page import parse_page
 
 MIN_PARALLEL = 64  # pages; below this a pool's start-up (~50 ms per worker) does not pay
 _POOL_SLOT = threading.Lock()
-
-
-@dataclass
-class PageBatch:
-    outcomes: list[PageOutcome] = field(default_factory=list)
-    articles: list[Article] = field(default_factory=list)
-    comments: list[Comment] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-    fetch_log: list[FetchResult] = field(default_factory=list)
-    unchanged: int = 0
 
 
 def to_records(page: ParsedPage, fetch: FetchResult, source: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +21,18 @@ from schemas.errors import LoadError
 from schemas.ids import normalize_url
 from schemas.models import (
     Article,
+    BacklogItem,
     Claim,
     Comment,
+    Duplicate,
     FetchResult,
+    Listing,
+    PageBatch,
     PageOutcome,
     PlannedAlert,
     Reject,
+    Signature,
+    SourceNight,
     Stance,
 )
 from tasks.store.connection import fault_point, open_for_write
@@ -44,6 +50,31 @@ class LoadBatch:
     fetch_log: list[FetchResult] = field(default_factory=list)
     alerts: list[PlannedAlert] = field(default_factory=list)
     archive: bool = True
+    listings: dict[str, tuple[str, Listing]] = field(default_factory=dict)  # url: (source, ...)
+    signatures: list[Signature] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    deferred: list[tuple[str, BacklogItem]] = field(default_factory=list)  # (source, item)
+    expired: list[tuple[str, BacklogItem]] = field(default_factory=list)
+    nights: list[SourceNight] = field(default_factory=list)
+
+    @classmethod
+    def of_pages(cls, run_id: str, batches: Sequence[PageBatch], **analysis: Any) -> LoadBatch:
+        """The night's load: every source's pages, and what the analysis found in them
+        (`claims`, `stances`, `alerts`; `rejects` given here replace the batches' own)."""
+        fields: dict[str, Any] = {
+            "pages": [o for b in batches for o in b.outcomes],
+            "articles": [a for b in batches for a in b.articles],
+            "comments": [c for b in batches for c in b.comments],
+            "rejects": [r for b in batches for r in b.rejects],
+            "fetch_log": [f for b in batches for f in b.fetch_log],
+            "listings": {url: (b.source, li) for b in batches for url, li in b.listings.items()},
+            "signatures": [s for b in batches for s in b.signatures],
+            "duplicates": [d for b in batches for d in b.duplicates],
+            "deferred": [(b.source, i) for b in batches for i in b.deferred],
+            "expired": [(b.source, i) for b in batches for i in b.expired],
+            "nights": [b.night for b in batches if b.night is not None],
+        }
+        return cls(run_id=run_id, **(fields | analysis))
 
 
 @dataclass(frozen=True)
@@ -196,6 +227,10 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
          for a in planned if a.alert_id in new_alerts])
 
     _record_pages(con, batch, now)
+    _record_listings(con, batch.listings, now)
+    _record_signatures(con, batch.signatures, now)
+    _record_duplicates(con, batch.duplicates, now)
+    _record_backlog(con, batch, now)
     # counted with the rows, in the same transaction: a run that dies after its load still
     # says what it stored (finish_run adds the alerts and the status)
     con.execute("UPDATE runs SET articles_new = articles_new + ?, comments_new = comments_new "
@@ -245,56 +280,57 @@ def _record_pages(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetim
         [[batch.run_id, r.url, r.source, r.stage, r.reason, now] for r in batch.rejects])
 
 
-def record_signatures(path: Path | str,
-                      rows: Sequence[tuple[str, str, str | None, bytes,
-                                           Sequence[tuple[int, int]]]]) -> None:
-    """Store (article id, source, title key, MinHash, band buckets); the first one stays."""
+def _record_signatures(con: duckdb.DuckDBPyConnection, rows: Sequence[Signature],
+                       now: datetime) -> None:
+    """Store new articles' MinHashes and band buckets; the first one stays."""
     if not rows:
         return
-    now = datetime.now(UTC)
-    with open_for_write(path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            # one statement over parallel lists: executemany costs a statement per row
-            con.execute(
-                "INSERT INTO article_signatures SELECT DISTINCT ON (a) a, s, t, m, ? FROM "
-                "(SELECT unnest(?::VARCHAR[]) AS a, unnest(?::VARCHAR[]) AS s, "
-                "unnest(?::VARCHAR[]) AS t, unnest(?::BLOB[]) AS m) ON CONFLICT DO NOTHING",
-                [now, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                 [r[3] for r in rows]])
-            bands = sorted({(band, bucket, r[0]) for r in rows for band, bucket in r[4]})
-            con.execute(
-                "INSERT INTO article_bands SELECT unnest(?::SMALLINT[]), unnest(?::BIGINT[]), "
-                "unnest(?::VARCHAR[]) ON CONFLICT DO NOTHING",
-                [[b[0] for b in bands], [b[1] for b in bands], [b[2] for b in bands]])
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise LoadError(f"cannot store article signatures: {exc}") from exc
+    # one statement over parallel lists: executemany costs a statement per row
+    con.execute(
+        "INSERT INTO article_signatures SELECT DISTINCT ON (a) a, s, t, m, ? FROM "
+        "(SELECT unnest(?::VARCHAR[]) AS a, unnest(?::VARCHAR[]) AS s, "
+        "unnest(?::VARCHAR[]) AS t, unnest(?::BLOB[]) AS m) ON CONFLICT DO NOTHING",
+        [now, [r.article_id for r in rows], [r.source for r in rows],
+         [r.title_key for r in rows], [r.minhash for r in rows]])
+    bands = sorted({(band, bucket, r.article_id) for r in rows for band, bucket in r.bands})
+    con.execute(
+        "INSERT INTO article_bands SELECT unnest(?::SMALLINT[]), unnest(?::BIGINT[]), "
+        "unnest(?::VARCHAR[]) ON CONFLICT DO NOTHING",
+        [[b[0] for b in bands], [b[1] for b in bands], [b[2] for b in bands]])
 
 
-def record_duplicates(path: Path | str,
-                      rows: Sequence[tuple[str, str, str, str, float | None]]) -> None:
-    """Store (copy's own id, earlier article id, page URL, reason, similarity)."""
-    if not rows:
-        return
-    now = datetime.now(UTC)
-    with open_for_write(path) as con:
-        _many(con, "INSERT INTO article_duplicates VALUES (?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT DO NOTHING",
-              [[a, d, normalize_url(u), r, s, now] for a, d, u, r, s in rows])
+def _record_duplicates(con: duckdb.DuckDBPyConnection, rows: Sequence[Duplicate],
+                       now: datetime) -> None:
+    _many(con, "INSERT INTO article_duplicates VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+          [[d.article_id, d.duplicate_of, normalize_url(d.url), d.reason, d.similarity, now]
+           for d in rows])
 
 
-def record_listings(path: Path | str, source: str,
-                    listings: dict[str, tuple[str | None, str | None, bytes]]) -> None:
-    """Store the feeds and sitemaps fetched afresh, replacing their earlier versions."""
-    if not listings:
-        return
-    now = datetime.now(UTC)
-    with open_for_write(path) as con:
-        _many(con, "INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?, ?)",
-              [[u, source, e, m, gzip.compress(c, compresslevel=6), now]
-               for u, (e, m, c) in listings.items()])
+def _record_backlog(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> None:
+    """Tonight's leftovers wait, expired items keep their reason, stored pages leave."""
+    _many(con, "INSERT OR REPLACE INTO backlog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          [[i.url, source, i.listed_url, i.published_at, i.first_deferred_at, i.nights,
+            "expired" if i.reason else "waiting", i.reason, now, batch.run_id]
+           for source, i in (*batch.deferred, *batch.expired)])
+    _many(con, "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
+          [[batch.run_id, i.listed_url, source, "backlog", i.reason, now]
+           for source, i in batch.expired])
+    if batch.pages:  # fetched tonight, or stored by another way: no longer waiting
+        con.execute("DELETE FROM backlog WHERE status = 'waiting' AND url IN "
+                    "(SELECT url FROM pages WHERE url IN (SELECT unnest(?::VARCHAR[])))",
+                    [[normalize_url(p.url) for p in batch.pages]])
+    _many(con, "INSERT OR REPLACE INTO source_nights VALUES (?, ?, ?, ?, ?, ?, ?)",
+          [[batch.run_id, n.source, n.found, n.fetched, n.deferred, n.expired, n.backlog]
+           for n in batch.nights])
+
+
+def _record_listings(con: duckdb.DuckDBPyConnection,
+                     listings: Mapping[str, tuple[str, Listing]], now: datetime) -> None:
+    """The feeds and sitemaps fetched afresh replace their earlier versions."""
+    _many(con, "INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?, ?)",
+          [[url, source, li.etag, li.last_modified,
+            gzip.compress(li.content, compresslevel=6), now]
+           for url, (source, li) in listings.items()])
 
 
 load_batch_task = task(name="load")(load_batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from schemas.models import (
@@ -90,3 +91,32 @@ def record_health_alert(path: Path | str, source: str, last_article_at: datetime
     with open_for_write(path) as con:
         con.execute("INSERT OR REPLACE INTO health_alerts VALUES (?, ?, now(), "
                     "CASE WHEN ? THEN now() END, ?)", [source, last_article_at, sent, error])
+
+
+def growing_backlogs(path: Path | str, sources: Sequence[str], nights: int = 3
+                     ) -> list[tuple[str, int]]:
+    """(source, backlog) of sources whose backlog grew on each of their last `nights` runs
+    and that no backlog alert covers yet; a source whose backlog shrank is re-armed."""
+    with open_for_write(path) as con:
+        rows = con.execute("""
+            SELECT source, list(backlog ORDER BY started_at DESC)[1:?] FROM (
+                SELECT n.source, n.backlog, r.started_at FROM source_nights n
+                JOIN runs r USING (run_id) WHERE n.source IN (SELECT unnest(?::VARCHAR[])))
+            GROUP BY source ORDER BY source""", [nights + 1, list(sources)]).fetchall()
+        alerted = {s for (s,) in con.execute("SELECT source FROM backlog_alerts").fetchall()}
+        growing = []
+        for source, sizes in rows:
+            steps = [*sizes, *[0] * (nights + 1 - len(sizes))]
+            if len(sizes) >= nights and all(a > b for a, b in pairwise(steps)):
+                if source not in alerted:
+                    growing.append((source, sizes[0]))
+            elif source in alerted and len(sizes) > 1 and sizes[0] < sizes[1]:
+                con.execute("DELETE FROM backlog_alerts WHERE source = ?", [source])
+    return growing
+
+
+def record_backlog_alert(path: Path | str, source: str, backlog: int, *, sent: bool,
+                         error: str | None) -> None:
+    with open_for_write(path) as con:
+        con.execute("INSERT OR REPLACE INTO backlog_alerts VALUES (?, now(), ?, "
+                    "CASE WHEN ? THEN now() END, ?)", [source, backlog, sent, error])
