@@ -69,10 +69,10 @@ def build_site(pages: int, comments: int, seed: int = 7) -> dict[str, bytes]:
     import random
     from datetime import timedelta as td
 
-    from fetch_bench import NOW, _article, _documents
+    from bench.lib.newsite import NOW, article_page, documents
 
     rng = random.Random(seed)
-    docs = _documents()
+    docs = documents()
     site: dict[str, bytes] = {}
     for i in range(pages):
         if i < len(docs):
@@ -83,13 +83,13 @@ def build_site(pages: int, comments: int, seed: int = 7) -> dict[str, bytes]:
         day = NOW - td(days=i % 5)
         said = [(rng.choice(["Ann Lee", "Bob Ortiz", "Chen Wei", "Dana Fox", "Eli Stone"]),
                  rng.choice(rng.choice(docs)[1])[:300]) for _ in range(comments)]
-        site[f"/{day:%Y/%m/%d}/story-{i}.html"] = _article(title, paras, said,
+        site[f"/{day:%Y/%m/%d}/story-{i}.html"] = article_page(title, paras, said,
                                                              day).encode("utf-8")
     return site
 
 
 def _serve_forever(pages: int, comments: int, conn: Any) -> None:
-    from fetch_bench import serve
+    from bench.lib.newsite import serve
 
     site = build_site(pages, comments)
     _server, base, _counter = serve(site)

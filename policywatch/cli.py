@@ -150,11 +150,11 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     click.echo(f"  new stances   {summary.stances_new}")
     click.echo(f"  alerts sent   {summary.alerts_sent}"
                + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
-    for night in summary.sources:
-        if night.deferred or night.expired:  # a source over its budget says so
-            click.echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
-                       f"fetched, {night.deferred} deferred to later nights, "
-                       f"{night.expired} expired (raise its max_items to fetch more a night)")
+    for night in summary.sources:  # what each source listed, and what waits (max_items)
+        over = " (over max_items: raise it to fetch more a night)" \
+            if night.deferred or night.expired else ""
+        click.echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
+                   f"fetched, {night.deferred} deferred, {night.expired} expired{over}")
     click.echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
         click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")

@@ -94,6 +94,10 @@ def test_a_feed_of_300_new_items_is_stored_over_two_nights(tmp_path: Path, feed:
     # the newest 200 went first; the oldest 100 wait
     assert _one(db_path, "SELECT min(listed_url) FROM backlog") == \
         feed.url("/2026/story-200.html")
+    # the briefing's sources section says what waits
+    assert first.report_path is not None
+    page = Path(first.report_path).read_text()
+    assert ">Deferred</th>" in page and '<td class="num failed">100</td>' in page
 
     second = nightly(str(config), str(db_path))
     [night] = second.sources
@@ -232,7 +236,8 @@ def test_backfill_drains_a_source_backlog_on_demand(tmp_path: Path, crash_site: 
 
     first = cli("run")
     assert first.returncode == 0, first.stderr
-    assert "busy: 30 new items found, 12 fetched, 18 deferred" in first.stdout
+    assert "busy: 30 new items found, 12 fetched, 18 deferred, 0 expired (over max_items" \
+        in first.stdout
     partial = cli("backfill", "--source", "busy", "--limit", "5")
     assert partial.returncode == 0, partial.stderr
     assert _one(db_path, "SELECT count(*) FROM backlog WHERE status = 'waiting'") == 13

@@ -86,6 +86,10 @@ class SourceHealth:
     not_modified: int
     failed: int
     problems: tuple[tuple[str, str, int | None, str], ...]  # (stage, url, http status, why)
+    # listed items not stored yet, and those left for a later night or expired (max_items)
+    found: int = 0
+    deferred: int = 0
+    expired: int = 0
 
 
 @dataclass
@@ -293,10 +297,16 @@ def source_health(db: Path | str, run_id: str) -> list[SourceHealth]:
         else:
             known = problems[source].get((stage, url))
             problems[source][(stage, url)] = (stage, url, known[2] if known else None, why)
+    # a database no run of this version has opened yet has no source_nights table
+    nights = {source: (found, deferred, expired) for source, found, deferred, expired in _rows(
+        db, "SELECT source, found, deferred, expired FROM source_nights WHERE run_id = ?",
+        [run_id])} if _rows(db, "SELECT count(*) FROM duckdb_tables() "
+                                "WHERE table_name = 'source_nights'")[0][0] else {}
     return [SourceHealth(source, counts[source]["fetched"], counts[source]["ok"],
                          counts[source]["not_modified"], counts[source]["failed"],
-                         tuple(problems.get(source, {}).values()))
-            for source in sorted(set(counts) | set(problems))]
+                         tuple(problems.get(source, {}).values()),
+                         *nights.get(source, (0, 0, 0)))
+            for source in sorted(set(counts) | set(problems) | set(nights))]
 
 
 def read_briefing(db: Path | str, *, since: datetime, now: datetime, run_id: str | None,

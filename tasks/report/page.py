@@ -343,9 +343,10 @@ def _source_rows(s: SourceHealth) -> str:
     def bad(n: int) -> str:
         return f'<td class="num{" failed" if n else ""}">{n}</td>'
 
-    return (f'<tr><th scope="row">{e(s.source)}</th><td class="num">{s.fetched}</td>'
+    return (f'<tr><th scope="row">{e(s.source)}</th><td class="num">{s.found}</td>'
+            f'<td class="num">{s.fetched}</td>'
             f'<td class="num">{s.ok}</td><td class="num">{s.not_modified}</td>'
-            f"{bad(s.failed)}{bad(len(s.problems))}</tr>")
+            f"{bad(s.failed)}{bad(s.deferred)}{bad(s.expired)}{bad(len(s.problems))}</tr>")
 
 
 def _sources(b: Briefing) -> str:
@@ -371,9 +372,12 @@ def _sources(b: Briefing) -> str:
                 "parsed.</span></p>")
     return ('<section class="panel sources" id="sources"><h2>Sources in this run</h2>'
             '<table><thead><tr><th scope="col">Source</th><th scope="col" class="num">'
+            'New items found</th><th scope="col" class="num">'
             'Fetches</th><th scope="col" class="num">OK</th><th scope="col" class="num">'
             'Unchanged (304)</th><th scope="col" class="num">Failed</th>'
-            '<th scope="col" class="num">Problems</th></tr></thead>'
+            '<th scope="col" class="num" title="over max_items: fetched on a later night">'
+            'Deferred</th><th scope="col" class="num" title="left the window while waiting">'
+            'Expired</th><th scope="col" class="num">Problems</th></tr></thead>'
             f"<tbody>{summary}</tbody></table>{problems}</section>")
 
 

@@ -1,0 +1,1 @@
+"""What the bench entry points share: corpus readers, scoring, a local site."""
