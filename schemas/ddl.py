@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 SCHEMA_VERSION = 2
+Z = 1.645  # two-sided 90%: the intervals on stance shares
 
 TABLES: dict[str, str] = {
     "schema_meta": """
@@ -284,18 +285,39 @@ VIEWS: dict[str, str] = {
         JOIN articles a ON a.article_id = ce.article_id
         ORDER BY ce.claimed_at DESC""",
     # Share of comments per stance label, per topic, article and day.
+    # The 90% Wilson score interval of a share of k in n (z = 1.645): how far a share
+    # measured on few comments may be from the share among all such comments.
+    # schemas.stats.share_interval computes the same in Python for the briefing.
+    "share_low": f"""
+        CREATE OR REPLACE MACRO share_low(k, n) AS CASE WHEN n > 0 THEN greatest(0.0,
+            (k / n + {Z * Z / 2!r} / n - {Z!r} * sqrt(k / n * (1 - k / n) / n
+             + {Z * Z / 4!r} / (n * n))) / (1 + {Z * Z!r} / n)) END""",
+    "share_high": f"""
+        CREATE OR REPLACE MACRO share_high(k, n) AS CASE WHEN n > 0 THEN least(1.0,
+            (k / n + {Z * Z / 2!r} / n + {Z!r} * sqrt(k / n * (1 - k / n) / n
+             + {Z * Z / 4!r} / (n * n))) / (1 + {Z * Z!r} / n)) END""",
+    # Shares come with the number of comments behind them and their 90% interval, so three
+    # comments are not read as a trend.
     "stance_share": """
         CREATE OR REPLACE VIEW stance_share AS
-        SELECT s.topic, cm.article_id, a.source,
-               CAST(coalesce(cm.posted_at, cm.first_seen_at) AS DATE) AS day,
-               count(*) AS comments,
-               avg(CASE WHEN s.label = 'favor' THEN 1 ELSE 0 END) AS favor_share,
-               avg(CASE WHEN s.label = 'against' THEN 1 ELSE 0 END) AS against_share,
-               avg(CASE WHEN s.label = 'neutral' THEN 1 ELSE 0 END) AS neutral_share
-        FROM stances s
-        JOIN comments cm USING (comment_id)
-        JOIN articles a ON a.article_id = cm.article_id
-        GROUP BY ALL""",
+        SELECT *,
+               share_low(favor, comments) AS favor_low,
+               share_high(favor, comments) AS favor_high,
+               share_low(against, comments) AS against_low,
+               share_high(against, comments) AS against_high
+        FROM (
+            SELECT s.topic, cm.article_id, a.source,
+                   CAST(coalesce(cm.posted_at, cm.first_seen_at) AS DATE) AS day,
+                   count(*) AS comments,
+                   avg(CASE WHEN s.label = 'favor' THEN 1 ELSE 0 END) AS favor_share,
+                   avg(CASE WHEN s.label = 'against' THEN 1 ELSE 0 END) AS against_share,
+                   avg(CASE WHEN s.label = 'neutral' THEN 1 ELSE 0 END) AS neutral_share,
+                   count(*) FILTER (s.label = 'favor') AS favor,
+                   count(*) FILTER (s.label = 'against') AS against
+            FROM stances s
+            JOIN comments cm USING (comment_id)
+            JOIN articles a ON a.article_id = cm.article_id
+            GROUP BY ALL)""",
 }
 
 INDEXES: tuple[str, ...] = (

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from prefect import task
 
+from schemas.stats import share_interval
 from tasks.alerts import slug
 from tasks.report.data import (
     UNATTRIBUTED,
@@ -236,8 +237,13 @@ def _share_bar(total: dict[str, int]) -> str:
         f'{_pct(total.get(k, 0), n) if total.get(k, 0) / n >= 0.12 else ""}</span>'
         for k in STANCE_ORDER if total.get(k, 0))
     legend = " · ".join(f'<b class="{k}">{k}</b> {total.get(k, 0)}' for k in STANCE_ORDER)
+    spread = " · ".join(f"{k} {low:.0%}–{high:.0%}" for k in ("favor", "against")
+                        for low, high in [share_interval(total.get(k, 0), n)])
     return (f'<div class="sharebar" role="img" aria-label="{e(label)} of {n} comments">'
-            f'{segments}</div><div class="sharelegend">{legend} · {n} comments</div>')
+            f'{segments}</div><div class="sharelegend">{legend} · {n} comments</div>'
+            f'<div class="sharelegend" title="90% Wilson interval: where the share among all '
+            f'such comments may lie, given only {n}">90% interval: {spread}'
+            f'{" (too few comments to read a trend)" if n < 10 else ""}</div>')
 
 
 def _stance_block(summary: StanceSummary, days: Sequence[date], scope: str) -> str:

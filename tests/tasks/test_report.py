@@ -24,7 +24,7 @@ from schemas.models import (
 )
 from tasks.alerts import plan_alerts
 from tasks.report import render_report, write_report
-from tasks.store import LoadBatch, begin_run, finish_run, load_batch, open_for_write
+from tasks.store import LoadBatch, begin_run, finish_run, load_batch, open_for_write, query
 
 NOW = datetime(2026, 11, 29, 6, tzinfo=UTC)
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -249,6 +249,23 @@ def test_stance_share_per_topic_and_day(page: lxml.html.HtmlElement) -> None:
     overall = page.xpath("//section[h2='Reader comments: stance per topic']")[0]
     assert overall.find_class("sharelegend")[0].text_content() == \
         "favor 2 · neutral 1 · against 4 · 7 comments"
+    # the 90% Wilson intervals of 2/6 and 3/6, and a warning that six comments are few
+    assert nvidia.find_class("sharelegend")[1].text_content() == \
+        "90% interval: favor 12%–65% · against 22%–78% (too few comments to read a trend)"
+
+
+def test_stance_share_gives_the_comments_and_a_90_percent_interval(db: Path) -> None:
+    from schemas.stats import share_interval
+
+    rows = query(db, "SELECT comments, favor_share, favor_low, favor_high, against_share, "
+                     "against_low, against_high FROM stance_share")[1]
+    assert rows
+    for n, favor, f_low, f_high, against, a_low, a_high in rows:
+        assert f_low <= favor <= f_high and a_low <= against <= a_high
+        assert (f_low, f_high) == pytest.approx(share_interval(round(favor * n), n))
+        assert (a_low, a_high) == pytest.approx(share_interval(round(against * n), n))
+    one = [r for r in rows if r[0] == 1]
+    assert one and all(r[3] - r[2] > 0.5 for r in one)  # one comment: a wide interval
 
 
 def test_failures_per_source_with_why(page: lxml.html.HtmlElement) -> None:
@@ -256,8 +273,9 @@ def test_failures_per_source_with_why(page: lxml.html.HtmlElement) -> None:
     summary = {tr[0].text_content(): [td.text_content() for td in tr[1:]]
                for tr in sources.find(".//table").iter("tr") if tr[0].tag == "th"
                and tr.getparent().tag == "tbody"}
-    assert summary["wire"] == ["3", "1", "1", "1", "1"]  # fetches, ok, 304, failed, problems
-    assert summary["tribune"] == ["3", "2", "0", "1", "2"]
+    # new items found, fetches, ok, 304, failed, deferred, expired, problems
+    assert summary["wire"] == ["0", "3", "1", "1", "1", "0", "0", "1"]
+    assert summary["tribune"] == ["0", "3", "2", "0", "1", "0", "0", "2"]
     problems = [[td.text_content() for td in tr]
                 for tr in sources.find_class("problems")[0].iter("tr")][1:]
     assert ["wire", "fetch", "404", "https://wire.example/2026/11/01/missing.html",
