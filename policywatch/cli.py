@@ -47,6 +47,10 @@ EXIT_CODES: dict[type[BaseException], int] = {
     PolicywatchError: 1,
 }
 DEMO_DB = "policywatch-demo.duckdb"
+# The words every count of new claims uses (CLI, briefing, artifact, digest): a claim is
+# counted once however many outlets carry it, and once under each entity it is about, so
+# the per-entity counts may add up to more than the total.
+COUNT_WORDS = "New claims about tracked entities"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -148,29 +152,43 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     click.echo(f"  new comments  {summary.comments_new}")
     click.echo(f"  new claims    {summary.claims_new}")
     click.echo(f"  new stances   {summary.stances_new}")
+    _, modes = query(db, "SELECT mode, count(DISTINCT channel) FROM alerts WHERE run_id = ? "
+                         "GROUP BY mode", [summary.run_id])
+    folded = dict(modes)
+    note = ""
+    if folded.get("summary"):
+        digests = folded["summary"]
+        note = (f" (one alert per claim and entity, in {digests} digest"
+                f"{'s' if digests != 1 else ''}: a first run; alerts.first_run)")
+    elif folded.get("muted"):
+        note = " (a first run: alerts recorded, not sent; alerts.first_run: none)"
     click.echo(f"  alerts sent   {summary.alerts_sent}"
-               + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
+               + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else "")
+               + note)
     click.echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
         click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
-    _, tracked = query(
-        db, "SELECT DISTINCT ce.entity, c.speaker, c.cue, c.content, a.source "
+    _, rows = query(
+        db, "SELECT ce.entity, c.claim_key, any_value(c.speaker ORDER BY c.speaker NULLS LAST), "
+            "any_value(c.cue ORDER BY c.speaker NULLS LAST), min(c.content), "
+            "string_agg(DISTINCT a.source, ', ' ORDER BY a.source) "
             "FROM claims c JOIN claim_entities ce USING (claim_id) "
             "JOIN articles a ON a.article_id = c.article_id WHERE c.run_id = ? "
-            "ORDER BY 1, 5, 2",
+            "GROUP BY ALL ORDER BY 1, 6, 3 NULLS LAST, 5",
         [summary.run_id])
     if summary.report_path:
         click.echo(f"  briefing      {summary.report_path}")
-    new = [r for r in tracked if r[0] in tracked_names]
+    new = [r for r in rows if r[0] in tracked_names]
     click.echo("")
-    click.echo(f"New claims about tracked entities: {len(new)}")
+    click.echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}")
     entity = None
-    for name, speaker, cue, content, source in new:
+    for name, _, speaker, cue, content, sources in new:
         if name != entity:
-            click.echo(f"  {name}")
+            count = sum(1 for r in new if r[0] == name)
+            click.echo(f"  {name}: {count} claim{'s' if count != 1 else ''}")
             entity = name
         click.echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
-                   f"{_clip(content, 110)}  [{source}]")
+                   f"{_clip(content, 110)}  [{sources}]")
 
 
 def _clip(text: str, width: int) -> str:
@@ -208,7 +226,7 @@ def _live_progress() -> Iterator[None]:
 
 
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
-              wait_s: float = 60.0) -> Any:
+              wait_s: float = 60.0, backfill: bool = False) -> Any:
     from schemas.config import load_config
     from tasks.store import open_for_write, run_lock
 
@@ -222,8 +240,8 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
 
         tracked = {e.name for e in config.tracked_entities}
         with _live_progress():
-            summary = nightly(str(config_path), str(target) if db else None,
-                              list(extra_channels), lock_wait_s=wait_s)
+            summary = nightly(str(config_path.resolve()), str(target) if db else None,
+                              list(extra_channels), lock_wait_s=wait_s, backfill=backfill)
         return target, tracked, summary
 
 
@@ -234,12 +252,16 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
               help="The DuckDB file (default: the config's `database`).")
 @click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another run on the same database to finish.")
+@click.option("--backfill", is_flag=True,
+              help="Send one digest per channel instead of an alert per claim, as on a first "
+                   "run (alerts.first_run).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
 @handles_errors
-def run(config_path: Path, db: Path | None, wait_s: float, verbose: bool) -> None:
+def run(config_path: Path, db: Path | None, wait_s: float, backfill: bool,
+        verbose: bool) -> None:
     """One run of the nightly flow for a config."""
     _quiet_prefect(verbose)
-    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s)
+    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s, backfill=backfill)
     _print_run(target, summary, tracked)
 
 
@@ -263,6 +285,10 @@ def demo(db: Path, verbose: bool) -> None:
                    f"{len(receiver.messages)}")
         for message in receiver.messages[:50]:
             click.echo(f"  - {_clip(str(message.get('title', '')), 120)}")
+            if str(message.get("title", "")).startswith("policywatch digest:"):
+                # the first run's digest: what the channel was told, as it was told
+                for line in str(message.get("message", "")).splitlines():
+                    click.echo(f"      {_clip(line, 120)}" if line else "")
 
 
 # -- sql -----------------------------------------------------------------------------------

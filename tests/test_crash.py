@@ -27,8 +27,10 @@ def site(tmp_path: Path, httpserver: HTTPServer) -> Iterator[Path]:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     with serve_demo_site(port=None) as (base, _):
         config = write_demo_config(base, tmp_path)
+        # an alert per claim even on this first run: the crash points fall between them
         config.write_text(config.read_text().replace(
-            "channels: []", f"channels: ['json://127.0.0.1:{httpserver.port}/hook']"))
+            "channels: []", f"channels: ['json://127.0.0.1:{httpserver.port}/hook']\n"
+                            "  first_run: each"))
         yield config
 
 
@@ -87,6 +89,23 @@ def test_kill_9_then_rerun(point: str, site: Path, db_path: Path, httpserver: HT
         [(failed_id,), (done_id,)] = query(db_path, "SELECT run_id FROM runs "
                                                     "ORDER BY started_at")[1]
         assert covered_runs(db_path, done_id) == [failed_id, done_id]
+
+
+def test_kill_9_while_sending_the_first_run_digest_then_rerun(
+        site: Path, db_path: Path, httpserver: HTTPServer) -> None:
+    """The digest is one delivery for all the run's alerts: killed after it went out and
+    before its outcome was written, the next run records every alert in it as sent
+    (unconfirmed) and sends neither the digest again nor any of its alerts one by one."""
+    site.write_text(site.read_text().replace("  first_run: each", "  first_run: digest"))
+    crashed = _policywatch("run", "--config", str(site), "--db", str(db_path), fault="alert")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(_keys(httpserver)) == 1
+    again = _policywatch("run", "--config", str(site), "--db", str(db_path))
+    assert again.returncode == 0, again.stderr
+    assert len(_keys(httpserver)) == 1  # the digest, once; no alert per claim after it
+    _, rows = query(db_path, "SELECT status, mode, count(*) FROM alerts GROUP BY ALL")
+    [(status, mode, count)] = rows
+    assert (status, mode) == ("sent", "summary") and count > 10
 
 
 def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> None:
