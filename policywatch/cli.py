@@ -117,6 +117,11 @@ def handles_errors(func: F) -> F:
             _fail(exc)
         except Exception as exc:  # Prefect may wrap our errors; unwrap them
             inner = _policywatch_cause(exc)
+            if inner is None and "Timed out while attempting to connect to ephemeral " \
+                    "Prefect API server" in str(exc):
+                from policywatch.server import ServerUnavailable, way_out
+
+                inner = ServerUnavailable(way_out())
             if inner is None:
                 raise
             _fail(inner)
@@ -237,9 +242,10 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
         with open_for_write(target, wait_s=wait_s):
             pass
         from flows.nightly import nightly
+        from policywatch.server import prefect_api
 
         tracked = {e.name for e in config.tracked_entities}
-        with _live_progress():
+        with _live_progress(), prefect_api():
             summary = nightly(str(config_path.resolve()), str(target) if db else None,
                               list(extra_channels), lock_wait_s=wait_s, backfill=backfill)
         return target, tracked, summary
@@ -576,16 +582,50 @@ def reprocess(config_path: Path, db: Path | None, source: str | None, no_extract
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="The YAML config file.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="The port of the local Prefect server (UI and API; default: a free one).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
 @handles_errors
-def serve(config_path: Path, verbose: bool) -> None:
-    """Keep running the nightly flow on the config's cron schedule."""
+def serve(config_path: Path, port: int | None, verbose: bool) -> None:
+    """Keep running the nightly flow on the config's cron schedule.
+
+    Starts a local Prefect server (it stops with this command) unless PREFECT_API_URL
+    names one. Ctrl-C or SIGTERM stops."""
     _quiet_prefect(verbose)
     from policywatch.server import serve_nightly
     from schemas.config import load_config
 
     config = load_config(config_path)
-    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo)
+    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo,
+                  port=port)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="The YAML config file (its absolute path goes into the deployment).")
+@click.option("--pool", default="policywatch", show_default=True,
+              help="The process work pool to deploy to (created if missing).")
+@click.option("--name", default=None,
+              help="The deployment's name (default: the config file's name).")
+@handles_errors
+def deploy(config_path: Path, pool: str, name: str | None) -> None:
+    """Register the nightly flow for a config with a Prefect server, on its schedule.
+
+    Uses PREFECT_API_URL, else a server running on this machine (`policywatch serve`,
+    `prefect server start`). A worker runs it: prefect worker start --pool NAME."""
+    _quiet_prefect(False)
+    from schemas.config import load_config
+
+    load_config(config_path, check_environment=False)  # a bad config: one line, no Prefect
+    if not os.environ.get("PREFECT_API_URL"):
+        from policywatch.server import running_server
+
+        api = running_server()
+        if api:
+            os.environ["PREFECT_API_URL"] = api
+    from policywatch.deploy import deploy_nightly
+
+    deploy_nightly(config_path, pool, name, echo=click.echo)
 
 
 if __name__ == "__main__":

@@ -137,3 +137,57 @@ def test_serve_registers_the_schedule_and_stops_on_ctrl_c(tmp_path: Path,
             process.kill()
             raise
     assert process.returncode == 0
+
+
+def _policywatch(env: dict[str, str], cwd: Path, *args: str,
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "policywatch.cli", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_policywatch_deploy_from_any_folder_then_a_worker_runs_it(
+        prefect_server: tuple[str, dict[str, str]], demo_config: Path, tmp_path: Path) -> None:
+    api, env = prefect_server
+    env = {**env, "PYTHONPATH": str(ROOT)}  # policywatch importable from any folder
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    config = mine / "watch.yaml"  # the user's own config, schedule and zone, in their folder
+    config.write_text("schedule: '30 3 * * 1-5'\ntimezone: Europe/Berlin\n"
+                      + demo_config.read_text())
+
+    # a wrong config path is one line, exit 2, and deploys nothing
+    done = _policywatch(env, mine, "deploy", "--config", "nosuch.yaml", "--pool", "pw")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "nosuch.yaml: cannot read config" in done.stderr
+    assert httpx.post(f"{api}/deployments/filter", json={}).json() == []
+
+    done = _policywatch(env, mine, "deploy", "--config", "watch.yaml", "--pool", "pw")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "prefect worker start --pool pw" in done.stdout
+    [deployment] = httpx.post(f"{api}/deployments/filter", json={}).json()
+    assert deployment["name"] == "watch"
+    assert deployment["parameters"] == {"config_path": str(config)}  # absolute
+    assert deployment["entrypoint"] == "flows.nightly.nightly"
+    assert deployment["work_pool_name"] == "pw"
+    [schedule] = deployment["schedules"]
+    assert schedule["schedule"]["cron"] == "30 3 * * 1-5"
+    assert schedule["schedule"]["timezone"] == "Europe/Berlin" and schedule["active"]
+    pool = httpx.get(f"{api}/work_pools/pw").json()
+    assert pool["type"] == "process"
+
+    # run it once, with a worker started from yet another folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "prefect", "deployment", "run",
+                           "policywatch-nightly/watch"], env=env, cwd=elsewhere,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-m", "prefect", "worker", "start", "--pool", "pw",
+                           "--run-once"], env=env, cwd=elsewhere, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = httpx.post(f"{api}/flow_runs/filter", json={}).json()
+    assert sorted(r["state"]["type"] for r in runs).count("COMPLETED") == 1, runs
+    db = mine / "nightly.duckdb"
+    assert query(db, "SELECT count(*) FROM articles")[1][0][0] >= 7
+    assert query(db, "SELECT status, config_path FROM runs")[1] == [("completed", str(config))]
