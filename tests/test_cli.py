@@ -389,3 +389,46 @@ def test_dask_logs_only_warnings_unless_verbose(tmp_path: Path, args: list[str])
         assert info  # the check sees them when they are there
     else:
         assert not info, "\n".join(info)
+
+
+def _hold(tmp_path: Path, db: Path, policywatch: bool) -> subprocess.Popen[str]:
+    """A process that holds the database open for writing: a policywatch one (run lock and
+    writer, as `policywatch run` does while loading), or any other program."""
+    script = tmp_path / ("holder.py" if policywatch else "other.py")
+    script.write_text(
+        "import sys, time\n"
+        + ("from tasks.store import open_for_write, run_lock\n"
+           f"with run_lock({str(db)!r}), open_for_write({str(db)!r}):\n"
+           if policywatch else
+           f"import duckdb\ncon = duckdb.connect({str(db)!r})\nif True:\n")
+        + "    print('held', flush=True)\n    time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, str(script), "--config", "mine.yaml"],
+                               stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert process.stdout is not None and process.stdout.readline() == "held\n"
+    return process
+
+
+@pytest.mark.parametrize("policywatch", [True, False])
+def test_busy_says_what_holds_the_database(db_path: Path, tmp_path: Path,
+                                           policywatch: bool) -> None:
+    load_batch(db_path, _batch("r1"))
+    holder = _hold(tmp_path, db_path, policywatch)
+    try:
+        code, out, err = _run("sql", "SELECT 1", "--db", str(db_path))
+        assert (code, out) == (3, "") and err.count("\n") == 1
+        if policywatch:
+            assert f"policywatch (pid {holder.pid}: holder.py --config mine.yaml)" in err
+            config = tmp_path / "pw.yaml"
+            config.write_text("sources:\n  - name: a\n    urls: [https://a.example/x]\n")
+            code, out, err = _run("run", "--config", str(config), "--db", str(db_path),
+                                  "--wait", "0.5")
+            assert code == 3
+            assert (f"another policywatch run (pid {holder.pid}: holder.py --config "
+                    "mine.yaml) is using this database") in err
+        else:
+            assert f"another process (pid {holder.pid}: " in err and "other.py" in err
+            assert "has the file open" in err
+    finally:
+        holder.kill()
+        holder.wait()

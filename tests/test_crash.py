@@ -127,7 +127,9 @@ def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> 
         busy = _policywatch("run", "--config", str(site), "--db", str(db_path),
                             "--wait", "1")
         assert busy.returncode == 3
-        assert "another policywatch run is using this database" in busy.stderr
+        # named by the pid and command the holder wrote into the lock file
+        assert f"another policywatch run (pid {os.getpid()}: " in busy.stderr
+        assert "is using this database" in busy.stderr
         assert "Traceback" not in busy.stderr
         assert time.monotonic() - started < 60
     finally:
@@ -145,7 +147,7 @@ def test_a_run_through_a_symlink_takes_the_same_lock(site: Path, db_path: Path,
     with run_lock(db_path):
         busy = _policywatch("run", "--config", str(site), "--db", str(link), "--wait", "1")
     assert busy.returncode == 3, busy.stderr
-    assert "another policywatch run is using this database" in busy.stderr
+    assert f"another policywatch run (pid {os.getpid()}: " in busy.stderr
 
 
 def test_a_database_path_under_a_file_is_one_line_exit_2(site: Path, tmp_path: Path) -> None:
