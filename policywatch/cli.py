@@ -53,6 +53,8 @@ DEMO_DB = "policywatch-demo.duckdb"
 COUNT_WORDS = "New claims about tracked entities"
 
 F = TypeVar("F", bound=Callable[..., Any])
+DB_HELP = f"The DuckDB file to read (default: the config's, else {DEMO_DB})."
+CONFIG_DB_HELP = "A config: read its `database`."
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -422,16 +424,19 @@ def _cannot_write(out: Path, exc: OSError) -> CliError:
 @click.option("--entity", required=True, help="A configured entity's canonical name.")
 @click.option("--since", "since", default="7d", show_default=True,
               help="How far back: 36h, 7d, 2w.")
-@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
-              help="The DuckDB file to read.")
+@click.option("--db", type=click.Path(path_type=Path), default=None, help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help=CONFIG_DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
 @handles_errors
-def claims(entity: str, since: str, db: Path, fmt: str) -> None:
+def claims(entity: str, since: str, db: Path | None, config_path: Path | None,
+           fmt: str) -> None:
     """Claims about one entity, newest first."""
     from tasks.store import query
 
     cutoff = since_cutoff(since)
+    db = _database(db, config_path)
     columns, rows = query(db, "SELECT claimed_at, speaker, cue, content, source, url "
                               "FROM entity_timeline WHERE entity = ? AND claimed_at >= ? "
                               "ORDER BY claimed_at DESC", [entity, cutoff])
@@ -440,6 +445,20 @@ def claims(entity: str, since: str, db: Path, fmt: str) -> None:
         if entity not in stored:
             raise CliError(_unknown_entity(entity, stored))
     click.echo(format_rows(columns, rows, fmt))
+
+
+def _database(db: Path | None, config_path: Path | None) -> Path:
+    """The database a reading command opens: --db, else the config's, else the demo's,
+    which it then names on stderr (so a forgotten --config is not a silent empty answer)."""
+    if db is not None:
+        return db
+    if config_path is not None:
+        from schemas.config import load_config
+
+        return load_config(config_path, check_environment=False).database
+    click.echo(f"policywatch: reading {DEMO_DB} (the demo's database; --db FILE or "
+               "--config FILE for another)", err=True)
+    return Path(DEMO_DB)
 
 
 def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
@@ -457,17 +476,20 @@ def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
 
 @main.command()
 @click.argument("query_text", metavar="QUERY")
-@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
-              help="The DuckDB file to read.")
+@click.option("--db", type=click.Path(path_type=Path), default=None, help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help=CONFIG_DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
               default="table", show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="File to write (required for parquet).")
 @handles_errors
-def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
+def sql(query_text: str, db: Path | None, config_path: Path | None, fmt: str,
+        out: Path | None) -> None:
     """Ad-hoc SQL over the database, on a read-only connection."""
     from tasks.store import export_parquet, query
 
+    db = _database(db, config_path)
     _refuse_file_writes(query_text)
     if fmt == "parquet":
         if out is None:
@@ -513,10 +535,10 @@ def _refuse_file_writes(query_text: str) -> None:
               help="The window the charts cover: 36h, 7d, 2w.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("policywatch-report.html"),
               show_default=True, help="The HTML file to write.")
-@click.option("--db", type=click.Path(path_type=Path), default=None,
-              help=f"The DuckDB file to read (default: the config's, else {DEMO_DB}).")
+@click.option("--db", type=click.Path(path_type=Path), default=None, help=DB_HELP)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="A config: report on its tracked entities (default: every entity).")
+              help="A config: its database, and report on its tracked entities (default: "
+                   "every entity).")
 @click.option("--run", "run_id", default=None,
               help="The run whose new claims are listed (default: the latest completed).")
 @handles_errors
@@ -528,14 +550,13 @@ def report(since: str, out: Path, db: Path | None, config_path: Path | None,
 
     tracked = None
     if config_path is not None:
-        config = load_config(config_path)
+        config = load_config(config_path, check_environment=False)
         tracked = [e.name for e in config.tracked_entities] or None
-        db = db or config.database
+    db = _database(db, config_path)
     cutoff = since_cutoff(since)
     _check_out(out, make_folders=True)  # write_report makes missing folders
     try:
-        path = write_report(db or Path(DEMO_DB), out, since=cutoff, run_id=run_id,
-                            tracked=tracked)
+        path = write_report(db, out, since=cutoff, run_id=run_id, tracked=tracked)
     except OSError as exc:
         raise _cannot_write(out, exc) from None
     click.echo(f"wrote {path}")

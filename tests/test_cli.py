@@ -432,3 +432,31 @@ def test_busy_says_what_holds_the_database(db_path: Path, tmp_path: Path,
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_sql_claims_report_read_the_configs_database_or_name_the_one_they_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    load_batch(mine / "watch.duckdb", _batch("r1"))
+    config = mine / "watch.yaml"  # an unset ${VAR} does not stop a command that only reads
+    config.write_text("database: watch.duckdb\nsources:\n  - name: a\n    urls: [https://a.x/]\n"
+                      "entities:\n  - name: Huawei\n    tracked: true\n"
+                      "alerts:\n  channels: ['json://h/${PW_TEST_UNSET}']\n")
+    monkeypatch.delenv("PW_TEST_UNSET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run("sql", "SELECT count(*) AS n FROM claims", "--config", str(config),
+                          "--format", "csv")
+    assert (code, out, err) == (0, "n\n1\n", "")
+    code, out, err = _run("claims", "--entity", "Huawei", "--since", "3650d",
+                          "--config", str(config))
+    assert code == 0 and err == "" and "(1 row)" in out
+    code, out, err = _run("report", "--config", str(config), "--out", "b.html")
+    assert code == 0, err
+    assert err == "" and (tmp_path / "b.html").is_file()
+    # without --db or --config: the demo's database, named on stderr
+    for command in (["sql", "SELECT 1"], ["claims", "--entity", "Huawei"], ["report"]):
+        code, out, err = _run(*command)
+        assert code == 2
+        assert err.startswith("policywatch: reading policywatch-demo.duckdb (the demo's "
+                              "database; --db FILE or --config FILE for another)\n"), err
