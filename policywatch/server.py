@@ -197,9 +197,10 @@ def serve_nightly(config_path: Path, cron: str, timezone: str,
         nightly.serve(name="policywatch-nightly", schedule=Cron(cron, timezone=timezone),
                       parameters={"config_path": str(config_path)})
     except KeyboardInterrupt:
-        echo("Stopped.")
+        pass  # Ctrl-C, or SIGTERM (Prefect's runner may also stop on it by itself)
     finally:
         if api:
             _clear_state(api)
         if process is not None:
             stop_server(process)
+        echo("Stopped.")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -102,25 +103,42 @@ def test_prefect_yaml_deploys_and_a_worker_runs_it(
     assert query(db, "SELECT status FROM runs")[1] == [("completed",)]
 
 
-def test_serve_registers_the_schedule_and_stops_on_ctrl_c(tmp_path: Path,
-                                                          demo_config: Path) -> None:
-    env = _prefect_env(tmp_path / "serve-home")
+def _start_serve(env: dict[str, str], config: Path, port: int, **popen: object
+                 ) -> tuple[subprocess.Popen[str], list[str]]:
+    """`policywatch serve --port PORT` until it serves the flow; (process, its output)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "policywatch.cli", "serve", "--config", str(demo_config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "policywatch.cli", "serve", "--config", str(config),
+         "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        **popen)  # type: ignore[call-overload]
+    lines: list[str] = []
+    deadline = time.monotonic() + 150
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if "Serving policywatch-nightly" in line or not line:
+            break
+    assert any("Serving policywatch-nightly" in line for line in lines), "".join(lines)
+    return process, lines
+
+
+def _ignore_sigint() -> None:
+    """As under nohup or in a shell's background job: SIGINT is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_serve_on_its_port_registers_the_schedule_and_stops_on_sigterm(
+        tmp_path: Path, demo_config: Path) -> None:
+    env = _prefect_env(tmp_path / "serve-home")
+    port = _free_port()
+    process, lines = _start_serve(env, demo_config, port, preexec_fn=_ignore_sigint)
+    api = f"http://127.0.0.1:{port}/api"
     try:
-        api = None
-        deadline = time.monotonic() + 150
-        lines: list[str] = []
-        assert process.stdout is not None
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if line.startswith("Prefect server at "):
-                api = line.split()[3] + "/api"
-            if "Serving policywatch-nightly" in line:
-                break
-        assert api is not None, "".join(lines)
+        assert f"Prefect server at http://127.0.0.1:{port} (UI and API)\n" in lines
+        # where `run` and `demo` find it
+        state = tmp_path / "serve-home" / "policywatch" / "server.json"
+        assert json.loads(state.read_text())["api"] == api
         deadline = time.monotonic() + 60
         deployments: list[dict[str, object]] = []
         while time.monotonic() < deadline and not deployments:
@@ -130,13 +148,40 @@ def test_serve_registers_the_schedule_and_stops_on_ctrl_c(tmp_path: Path,
         assert deployment["name"] == "policywatch-nightly"
         assert deployment["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # SIGINT is ignored: SIGTERM still stops it
         try:
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
     assert process.returncode == 0
+    assert process.stdout is not None and "Stopped." in process.stdout.read()
+    assert not _healthy(api) and not state.exists()
+
+
+def _healthy(api: str) -> bool:
+    try:
+        return httpx.get(f"{api}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_kill_9_of_serve_takes_its_prefect_server_down(tmp_path: Path,
+                                                      demo_config: Path) -> None:
+    env = _prefect_env(tmp_path / "serve-home")
+    port = _free_port()
+    process, _ = _start_serve(env, demo_config, port)
+    api = f"http://127.0.0.1:{port}/api"
+    assert _healthy(api)
+    process.kill()
+    process.wait(10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _healthy(api):
+        time.sleep(0.5)
+    assert not _healthy(api), "the Prefect server outlived `policywatch serve`"
+    with socket.socket() as probe:  # and nothing listens on its port any more
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
 
 
 def _policywatch(env: dict[str, str], cwd: Path, *args: str,
@@ -191,3 +236,20 @@ def test_policywatch_deploy_from_any_folder_then_a_worker_runs_it(
     db = mine / "nightly.duckdb"
     assert query(db, "SELECT count(*) FROM articles")[1][0][0] >= 7
     assert query(db, "SELECT status, config_path FROM runs")[1] == [("completed", str(config))]
+
+
+def test_a_local_prefect_server_too_slow_to_start_is_one_line_with_the_way_out(
+        tmp_path: Path) -> None:
+    if _healthy("http://127.0.0.1:4200/api"):
+        pytest.skip("a Prefect server runs on 127.0.0.1:4200: `run` would use it")
+    config = tmp_path / "pw.yaml"
+    config.write_text("sources:\n  - name: a\n    urls: ['http://127.0.0.1:9/x']\n")
+    env = {**_prefect_env(tmp_path / "home"), "PYTHONPATH": str(ROOT),
+           "POLICYWATCH_SERVER_START_TIMEOUT_S": "0.5"}  # as a very slow machine would
+    done = subprocess.run([sys.executable, "-m", "policywatch.cli", "run", "--config",
+                           str(config)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout.startswith("Run") is False
+    assert done.stderr == (
+        "policywatch: error: the local Prefect server did not start within 0.5 s; start one "
+        "and leave it running (`policywatch serve --config FILE` or `prefect server start`), "
+        "or set PREFECT_API_URL to a Prefect server, then try again\n")
