@@ -18,7 +18,6 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit, urlunsplit
 
-import apprise
 from prefect import task
 from prefect.events import emit_event
 
@@ -211,6 +210,8 @@ def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
 def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | None:
     """Deliver one message; `key` goes out as the webhook's Idempotency-Key."""
     url = _with_idempotency_key(expand_channel(channel_url), key)
+    import apprise  # when there is something to send: a quiet night does without it
+
     notifier = apprise.Apprise()
     if not notifier.add(url):
         return f"not a notification URL apprise understands: {mask_channel(channel_url)}"
