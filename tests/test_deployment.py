@@ -253,3 +253,44 @@ def test_a_local_prefect_server_too_slow_to_start_is_one_line_with_the_way_out(
         "policywatch: error: the local Prefect server did not start within 0.5 s; start one "
         "and leave it running (`policywatch serve --config FILE` or `prefect server start`), "
         "or set PREFECT_API_URL to a Prefect server, then try again\n")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_kill_9_of_run_takes_the_prefect_server_it_started_down(
+        tmp_path: Path, demo_config: Path) -> None:
+    if _healthy("http://127.0.0.1:4200/api"):
+        pytest.skip("a Prefect server runs on 127.0.0.1:4200: `run` would use it")
+    env = {**_prefect_env(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen([sys.executable, "-m", "policywatch.cli", "run", "--config",
+                            str(demo_config)], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    server = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server is None and run.poll() is None:
+        for child in _children(run.pid):
+            if "server" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                server = child
+        time.sleep(0.2)
+    assert server is not None, "the run started no local Prefect server"
+    run.kill()
+    run.wait(10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _alive(server):
+        time.sleep(0.5)
+    assert not _alive(server), "the Prefect server outlived the `policywatch run` that started it"

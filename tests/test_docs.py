@@ -80,7 +80,7 @@ def test_readme_walks_from_the_demo_to_policywatch_deploy() -> None:
              "policywatch deploy --config policywatch.yaml",
              "prefect worker start --pool policywatch"]
     places = [readme.find(text) for text in order]
-    assert -1 not in places and places == sorted(places), dict(zip(order, places))
+    assert -1 not in places and places == sorted(places), dict(zip(order, places, strict=True))
 
 
 def test_what_the_demo_leaves_in_the_checkout_is_ignored() -> None:
