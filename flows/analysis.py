@@ -20,7 +20,9 @@ from prefect.utilities.annotations import quote
 
 from schemas.config import Config
 from schemas.models import Article, Claim, Comment, Reject, Stance
-from tasks.analyse import analyse_task, chunked, classify_stances_task, extract_claims_task
+
+# tasks.analyse is imported where a night has something to analyse: it loads spaCy and
+# the stance encoder's runtime (seconds), which a quiet night never needs
 
 COMMENTS_PER_ARTICLE = 5  # a stance chunk holds this many times `runner.chunk` comments
 T = TypeVar("T")
@@ -47,6 +49,8 @@ def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], conf
         return [], [], []
     if config.runner.kind == "dask":
         return _on_dask(articles, comments, config)
+    from tasks.analyse import analyse_task
+
     return analyse_task(unwalked(articles), unwalked(comments), config.entities,
                         config.topics, n_process=cores(config),
                         min_parallel=config.performance.min_batch,
@@ -73,6 +77,8 @@ def _on_dask(articles: Sequence[Article], comments: Sequence[Comment], config: C
     stances: list[Stance] = []
     rejects: list[Reject] = []
     chunk = config.runner.chunk
+    from tasks.analyse import chunked, classify_stances_task, extract_claims_task
+
     with dask_runner(config) as dask:
         claim_jobs = [(part, dask.submit(extract_claims_task,
                                          {"articles": part, "entities": config.entities}))

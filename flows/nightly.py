@@ -14,8 +14,10 @@ from flows.analysis import analyse_night, cores, unwalked
 from schemas.config import Config, load_config
 from schemas.models import PageBatch, Reject, RunSummary
 from tasks.alerts import (
+    apprise_log_to,
     deliver_pending_task,
     emit_claim_events_task,
+    fold_first_run,
     plan_alerts_task,
     send_backlog_alerts_task,
     send_health_alerts_task,
@@ -28,6 +30,7 @@ from tasks.store import (
     begin_run_task,
     fail_run,
     finish_run_task,
+    has_completed_run,
     load_batch_task,
     run_lock,
 )
@@ -39,12 +42,15 @@ progress = logging.getLogger("policywatch.progress")
 @flow(name="policywatch-nightly", log_prints=True)
 def nightly(config_path: str, db_path: str | None = None,
             extra_channels: list[str] | None = None, lock_wait_s: float = 60.0,
-            only_source: str | None = None, budget: int | None = None) -> RunSummary:
+            backfill: bool = False, only_source: str | None = None,
+            budget: int | None = None) -> RunSummary:
     """One night: every source is crawled, new articles are analysed and loaded, alerts sent.
 
     The run holds the database's run lock throughout, so a second run waits for it (up to
-    `lock_wait_s`) instead of sending the same alerts twice. `only_source` and `budget`
-    make it a backfill: one source, with `budget` pages instead of its `max_items`.
+    `lock_wait_s`) instead of sending the same alerts twice. The first run on a database
+    (no completed run yet) and a `backfill` run fold their alerts as `alerts.first_run`
+    says: by default one digest per channel instead of an alert per claim. `only_source`
+    and `budget` crawl one source with `budget` pages instead of its `max_items`.
     """
     config = load_config(config_path)
     if only_source is not None:
@@ -54,9 +60,11 @@ def nightly(config_path: str, db_path: str | None = None,
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     started = datetime.now(UTC)
     with run_lock(db, wait_s=lock_wait_s):
+        fold = backfill or not has_completed_run(db)
         begin_run_task(db, run_id, started, str(config_path))
         try:
-            summary = _night(config, db, run_id, started, extra_channels or [], budget)
+            summary = _night(config, db, run_id, started, extra_channels or [], fold,
+                             budget)
         except BaseException:
             fail_run(db, run_id, datetime.now(UTC))  # keeps the counts its load recorded
             raise
@@ -64,7 +72,7 @@ def nightly(config_path: str, db_path: str | None = None,
 
 
 def _night(config: Config, db: Path, run_id: str, started: datetime,
-           extra_channels: list[str], budget: int | None = None) -> RunSummary:
+           extra_channels: list[str], fold: bool, budget: int | None = None) -> RunSummary:
     logger = get_run_logger()
     progress.info("crawling %d sources", len(config.sources))
     rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *extra_channels)})
@@ -97,6 +105,8 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     failures.extend(r for b in batches for r in b.rejects)
     failures.extend(analysis_rejects)
     alerts = plan_alerts_task(unwalked(claims), rules, config.topics) if claims else []
+    if fold:  # a first or backfill run: no flood of alerts about old claims
+        alerts = fold_first_run(alerts, config.alerts.first_run)
     progress.info("loading %d articles, %d claims", len(articles), len(claims))
     counts = load_batch_task(db, unwalked(LoadBatch.of_pages(
         run_id, batches, claims=claims, stances=stances, alerts=alerts, rejects=failures)))
@@ -107,13 +117,14 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     reports = config.reports_dir or db.with_name(db.stem + "-reports")
     report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
     progress.info("sending alerts")
-    sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
-                                        report_url=report.resolve().as_uri())
-    send_backlog_alerts_task(db, {s.name: s.max_items for s in config.sources},
-                             [*config.alerts.channels, *extra_channels])
-    send_health_alerts_task(db, [s.name for s in config.sources],
-                            [*config.alerts.channels, *extra_channels],
-                            config.crawl.stale_after_days)
+    with apprise_log_to(reports / "alerts.log"):  # apprise's own lines: not the summary's
+        sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
+                                            report_url=report.resolve().as_uri())
+        send_backlog_alerts_task(db, {s.name: s.max_items for s in config.sources},
+                                 [*config.alerts.channels, *extra_channels])
+        send_health_alerts_task(db, [s.name for s in config.sources],
+                                [*config.alerts.channels, *extra_channels],
+                                config.crawl.stale_after_days)
     write_entity_feeds_task(db, tracked,
                             config.alerts.feeds_dir or db.with_name(db.stem + "-feeds"))
     summary = RunSummary(
@@ -132,24 +143,33 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     logger.info("run %s: %d new articles, %d new comments, %d new claims, %d alerts sent, "
                 "%d failures", run_id, summary.articles_new, summary.comments_new,
                 summary.claims_new, sent, len(failures))
-    per_entity = {name: sum(name in c.entities for c in new_claims) for name in tracked}
+    # counted as everywhere (CLI, briefing, digest): a claim once however many outlets carry
+    # it, and once under each tracked entity it is about
+    per_entity = {name: len({c.claim_key for c in new_claims if name in c.entities})
+                  for name in tracked}
+    about_tracked = len({c.claim_key for c in new_claims if set(tracked) & set(c.entities)})
     latest = copy_report_task(report, reports / "latest.html")
     create_markdown_artifact(
         key="policywatch-run", description=f"policywatch run {run_id}",
-        markdown=_artifact(summary, per_entity) + f"\n\nBriefing page: {latest.as_uri()}\n")
+        markdown=_artifact(summary, about_tracked, per_entity)
+        + f"\n\nBriefing page: {latest.as_uri()}\n")
     return summary.model_copy(update={"report_path": str(latest)})
 
 
-def _artifact(summary: RunSummary, per_entity: dict[str, int]) -> str:
+def _artifact(summary: RunSummary, about_tracked: int, per_entity: dict[str, int]) -> str:
     lines = [
         f"# policywatch run {summary.run_id}", "",
-        "| new articles | new comments | new claims | alerts sent | alerts failed | failures |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| new articles | new comments | new claims (all) | new claims about tracked entities "
+        "| alerts sent | alerts failed | failures |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         f"| {summary.articles_new} | {summary.comments_new} | {summary.claims_new} | "
-        f"{summary.alerts_sent} | {summary.alerts_failed} | {len(summary.failures)} |",
+        f"{about_tracked} | {summary.alerts_sent} | {summary.alerts_failed} | "
+        f"{len(summary.failures)} |",
     ]
     if per_entity:
-        lines += ["", "## New claims per tracked entity", "", "| entity | new claims |",
+        lines += ["", "## New claims about tracked entities, per entity", "",
+                  "A claim counts once however many outlets carry it, and under each entity "
+                  "it is about.", "", "| entity | new claims |",
                   "| --- | --- |", *(f"| {name} | {n} |" for name, n in per_entity.items())]
     if summary.sources:
         lines += ["", "## Listed items per source", "",

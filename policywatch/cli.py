@@ -47,8 +47,14 @@ EXIT_CODES: dict[type[BaseException], int] = {
     PolicywatchError: 1,
 }
 DEMO_DB = "policywatch-demo.duckdb"
+# The words every count of new claims uses (CLI, briefing, artifact, digest): a claim is
+# counted once however many outlets carry it, and once under each entity it is about, so
+# the per-entity counts may add up to more than the total.
+COUNT_WORDS = "New claims about tracked entities"
 
 F = TypeVar("F", bound=Callable[..., Any])
+DB_HELP = f"The DuckDB file to read (default: the config's, else {DEMO_DB})."
+CONFIG_DB_HELP = "A config: read its `database`."
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -113,6 +119,11 @@ def handles_errors(func: F) -> F:
             _fail(exc)
         except Exception as exc:  # Prefect may wrap our errors; unwrap them
             inner = _policywatch_cause(exc)
+            if inner is None and "Timed out while attempting to connect to ephemeral " \
+                    "Prefect API server" in str(exc):
+                from policywatch.server import ServerUnavailable, way_out
+
+                inner = ServerUnavailable(way_out())
             if inner is None:
                 raise
             _fail(inner)
@@ -148,8 +159,19 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     click.echo(f"  new comments  {summary.comments_new}")
     click.echo(f"  new claims    {summary.claims_new}")
     click.echo(f"  new stances   {summary.stances_new}")
+    _, modes = query(db, "SELECT mode, count(DISTINCT channel) FROM alerts WHERE run_id = ? "
+                         "GROUP BY mode", [summary.run_id])
+    folded = dict(modes)
+    note = ""
+    if folded.get("summary"):
+        digests = folded["summary"]
+        note = (f" (one alert per claim and entity, in {digests} digest"
+                f"{'s' if digests != 1 else ''}: a first run; alerts.first_run)")
+    elif folded.get("muted"):
+        note = " (a first run: alerts recorded, not sent; alerts.first_run: none)"
     click.echo(f"  alerts sent   {summary.alerts_sent}"
-               + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
+               + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else "")
+               + note)
     for night in summary.sources:  # what each source listed, and what waits (max_items)
         over = " (over max_items: raise it to fetch more a night)" \
             if night.deferred or night.expired else ""
@@ -158,24 +180,27 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     click.echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
         click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
-    _, tracked = query(
-        db, "SELECT DISTINCT ce.entity, c.speaker, c.cue, c.content, a.source "
+    _, rows = query(
+        db, "SELECT ce.entity, c.claim_key, any_value(c.speaker ORDER BY c.speaker NULLS LAST), "
+            "any_value(c.cue ORDER BY c.speaker NULLS LAST), min(c.content), "
+            "string_agg(DISTINCT a.source, ', ' ORDER BY a.source) "
             "FROM claims c JOIN claim_entities ce USING (claim_id) "
             "JOIN articles a ON a.article_id = c.article_id WHERE c.run_id = ? "
-            "ORDER BY 1, 5, 2",
+            "GROUP BY ALL ORDER BY 1, 6, 3 NULLS LAST, 5",
         [summary.run_id])
     if summary.report_path:
         click.echo(f"  briefing      {summary.report_path}")
-    new = [r for r in tracked if r[0] in tracked_names]
+    new = [r for r in rows if r[0] in tracked_names]
     click.echo("")
-    click.echo(f"New claims about tracked entities: {len(new)}")
+    click.echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}")
     entity = None
-    for name, speaker, cue, content, source in new:
+    for name, _, speaker, cue, content, sources in new:
         if name != entity:
-            click.echo(f"  {name}")
+            count = sum(1 for r in new if r[0] == name)
+            click.echo(f"  {name}: {count} claim{'s' if count != 1 else ''}")
             entity = name
         click.echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
-                   f"{_clip(content, 110)}  [{source}]")
+                   f"{_clip(content, 110)}  [{sources}]")
 
 
 def _clip(text: str, width: int) -> str:
@@ -215,19 +240,20 @@ def _live_progress() -> Iterator[None]:
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
               wait_s: float = 60.0, **night: Any) -> Any:
     from schemas.config import load_config
-    from tasks.store import open_for_write, run_lock
 
     # validate the config and the database before Prefect starts, so those errors are quick
     config = load_config(config_path)
+    from tasks.store import open_for_write, run_lock  # imports Prefect: after the config
     target = db or config.database
     with run_lock(target, wait_s=wait_s):
         with open_for_write(target, wait_s=wait_s):
             pass
         from flows.nightly import nightly
+        from policywatch.server import prefect_api
 
         tracked = {e.name for e in config.tracked_entities}
-        with _live_progress():
-            summary = nightly(str(config_path), str(target) if db else None,
+        with _live_progress(), prefect_api():
+            summary = nightly(str(config_path.resolve()), str(target) if db else None,
                               list(extra_channels), lock_wait_s=wait_s, **night)
         return target, tracked, summary
 
@@ -239,12 +265,16 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
               help="The DuckDB file (default: the config's `database`).")
 @click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another run on the same database to finish.")
+@click.option("--backfill", is_flag=True,
+              help="Send one digest per channel instead of an alert per claim, as on a first "
+                   "run (alerts.first_run).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
 @handles_errors
-def run(config_path: Path, db: Path | None, wait_s: float, verbose: bool) -> None:
+def run(config_path: Path, db: Path | None, wait_s: float, backfill: bool,
+        verbose: bool) -> None:
     """One run of the nightly flow for a config."""
     _quiet_prefect(verbose)
-    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s)
+    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s, backfill=backfill)
     _print_run(target, summary, tracked)
 
 
@@ -262,7 +292,9 @@ def run(config_path: Path, db: Path | None, wait_s: float, verbose: bool) -> Non
 @handles_errors
 def backfill(config_path: Path, source_name: str, limit: int | None, db: Path | None,
              wait_s: float, verbose: bool) -> None:
-    """Fetch a source's backlog now: one night for that source with a larger budget."""
+    """Fetch a source's backlog now: one night for that source with a larger budget.
+
+    Its alerts come as one digest per channel, as on a first run (alerts.first_run)."""
     from schemas.config import load_config
     from tasks.store import query
 
@@ -279,7 +311,7 @@ def backfill(config_path: Path, source_name: str, limit: int | None, db: Path | 
         source = next(s for s in config.sources if s.name == source_name)
         limit = int(waiting) + source.max_items
     _quiet_prefect(verbose)
-    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s,
+    target, tracked, summary = _run_flow(config_path, db, wait_s=wait_s, backfill=True,
                                          only_source=source_name, budget=limit)
     _print_run(target, summary, tracked)
 
@@ -304,6 +336,10 @@ def demo(db: Path, verbose: bool) -> None:
                    f"{len(receiver.messages)}")
         for message in receiver.messages[:50]:
             click.echo(f"  - {_clip(str(message.get('title', '')), 120)}")
+            if str(message.get("title", "")).startswith("policywatch digest:"):
+                # the first run's digest: what the channel was told, as it was told
+                for line in str(message.get("message", "")).splitlines():
+                    click.echo(f"      {_clip(line, 120)}" if line else "")
 
 
 # -- sql -----------------------------------------------------------------------------------
@@ -431,16 +467,19 @@ def _cannot_write(out: Path, exc: OSError) -> CliError:
 @click.option("--entity", required=True, help="A configured entity's canonical name.")
 @click.option("--since", "since", default="7d", show_default=True,
               help="How far back: 36h, 7d, 2w.")
-@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
-              help="The DuckDB file to read.")
+@click.option("--db", type=click.Path(path_type=Path), default=None, help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help=CONFIG_DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
 @handles_errors
-def claims(entity: str, since: str, db: Path, fmt: str) -> None:
+def claims(entity: str, since: str, db: Path | None, config_path: Path | None,
+           fmt: str) -> None:
     """Claims about one entity, newest first."""
     from tasks.store import query
 
     cutoff = since_cutoff(since)
+    db = _database(db, config_path)
     columns, rows = query(db, "SELECT claimed_at, speaker, cue, content, source, url "
                               "FROM entity_timeline WHERE entity = ? AND claimed_at >= ? "
                               "ORDER BY claimed_at DESC", [entity, cutoff])
@@ -449,6 +488,20 @@ def claims(entity: str, since: str, db: Path, fmt: str) -> None:
         if entity not in stored:
             raise CliError(_unknown_entity(entity, stored))
     click.echo(format_rows(columns, rows, fmt))
+
+
+def _database(db: Path | None, config_path: Path | None) -> Path:
+    """The database a reading command opens: --db, else the config's, else the demo's,
+    which it then names on stderr (so a forgotten --config is not a silent empty answer)."""
+    if db is not None:
+        return db
+    if config_path is not None:
+        from schemas.config import load_config
+
+        return load_config(config_path, check_environment=False).database
+    click.echo(f"policywatch: reading {DEMO_DB} (the demo's database; --db FILE or "
+               "--config FILE for another)", err=True)
+    return Path(DEMO_DB)
 
 
 def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
@@ -466,17 +519,20 @@ def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
 
 @main.command()
 @click.argument("query_text", metavar="QUERY")
-@click.option("--db", type=click.Path(path_type=Path), default=Path(DEMO_DB), show_default=True,
-              help="The DuckDB file to read.")
+@click.option("--db", type=click.Path(path_type=Path), default=None, help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help=CONFIG_DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
               default="table", show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="File to write (required for parquet).")
 @handles_errors
-def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
+def sql(query_text: str, db: Path | None, config_path: Path | None, fmt: str,
+        out: Path | None) -> None:
     """Ad-hoc SQL over the database, on a read-only connection."""
     from tasks.store import export_parquet, query
 
+    db = _database(db, config_path)
     _refuse_file_writes(query_text)
     if fmt == "parquet":
         if out is None:
@@ -522,10 +578,10 @@ def _refuse_file_writes(query_text: str) -> None:
               help="The window the charts cover: 36h, 7d, 2w.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("policywatch-report.html"),
               show_default=True, help="The HTML file to write.")
-@click.option("--db", type=click.Path(path_type=Path), default=None,
-              help=f"The DuckDB file to read (default: the config's, else {DEMO_DB}).")
+@click.option("--db", type=click.Path(path_type=Path), default=None, help=DB_HELP)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="A config: report on its tracked entities (default: every entity).")
+              help="A config: its database, and report on its tracked entities (default: "
+                   "every entity).")
 @click.option("--run", "run_id", default=None,
               help="The run whose new claims are listed (default: the latest completed).")
 @handles_errors
@@ -537,14 +593,13 @@ def report(since: str, out: Path, db: Path | None, config_path: Path | None,
 
     tracked = None
     if config_path is not None:
-        config = load_config(config_path)
+        config = load_config(config_path, check_environment=False)
         tracked = [e.name for e in config.tracked_entities] or None
-        db = db or config.database
+    db = _database(db, config_path)
     cutoff = since_cutoff(since)
     _check_out(out, make_folders=True)  # write_report makes missing folders
     try:
-        path = write_report(db or Path(DEMO_DB), out, since=cutoff, run_id=run_id,
-                            tracked=tracked)
+        path = write_report(db, out, since=cutoff, run_id=run_id, tracked=tracked)
     except OSError as exc:
         raise _cannot_write(out, exc) from None
     click.echo(f"wrote {path}")
@@ -591,16 +646,50 @@ def reprocess(config_path: Path, db: Path | None, source: str | None, no_extract
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="The YAML config file.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="The port of the local Prefect server (UI and API; default: a free one).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs.")
 @handles_errors
-def serve(config_path: Path, verbose: bool) -> None:
-    """Keep running the nightly flow on the config's cron schedule."""
+def serve(config_path: Path, port: int | None, verbose: bool) -> None:
+    """Keep running the nightly flow on the config's cron schedule.
+
+    Starts a local Prefect server (it stops with this command) unless PREFECT_API_URL
+    names one. Ctrl-C or SIGTERM stops."""
     _quiet_prefect(verbose)
     from policywatch.server import serve_nightly
     from schemas.config import load_config
 
     config = load_config(config_path)
-    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo)
+    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo,
+                  port=port)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="The YAML config file (its absolute path goes into the deployment).")
+@click.option("--pool", default="policywatch", show_default=True,
+              help="The process work pool to deploy to (created if missing).")
+@click.option("--name", default=None,
+              help="The deployment's name (default: the config file's name).")
+@handles_errors
+def deploy(config_path: Path, pool: str, name: str | None) -> None:
+    """Register the nightly flow for a config with a Prefect server, on its schedule.
+
+    Uses PREFECT_API_URL, else a server running on this machine (`policywatch serve`,
+    `prefect server start`). A worker runs it: prefect worker start --pool NAME."""
+    _quiet_prefect(False)
+    from schemas.config import load_config
+
+    load_config(config_path, check_environment=False)  # a bad config: one line, no Prefect
+    if not os.environ.get("PREFECT_API_URL"):
+        from policywatch.server import running_server
+
+        api = running_server()
+        if api:
+            os.environ["PREFECT_API_URL"] = api
+    from policywatch.deploy import deploy_nightly
+
+    deploy_nightly(config_path, pool, name, echo=click.echo)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ and, where the YAML gives it, the line: "sources[1].feed (line 7): ...".
 from __future__ import annotations
 
 import functools
+import os
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from string import Template
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -130,6 +132,9 @@ ChannelUrl = Annotated[str, AfterValidator(_notification_url)]
 
 
 AlertMode = Literal["immediate", "digest"]
+# what the first run of a database (and any `run --backfill`) sends: one digest per channel
+# (counts per entity, the top claims, the briefing's link), every alert, or nothing
+FirstRunMode = Literal["digest", "each", "none"]
 # the comment encoder of the stance task (docs/stance.md): the 6-layer MiniLM, or the
 # 3-layer distilled one (twice as fast; 0.567 vs 0.579 macro-F1 on ARC's unseen claims)
 StanceEncoder = Literal["minilm", "distilled"]
@@ -156,6 +161,7 @@ class AlertRule(_Strict):
 class Alerts(_Strict):
     channels: tuple[ChannelUrl, ...] = ()
     mode: AlertMode = "immediate"  # immediate: a message per claim; digest: one per run
+    first_run: FirstRunMode = "digest"  # a first or backfill run: no flood of old claims
     max_attempts: int = Field(default=10, ge=1, le=100)  # tries in all, across runs
     rules: tuple[AlertRule, ...] = ()
     feeds_dir: Path | None = None  # Atom feeds per tracked entity; default: beside the database
@@ -421,8 +427,37 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None) -> Config:
-    """Validate YAML text as a `Config`; relative paths resolve against `base_dir`."""
+def _unset_variables(url: str, environ: Mapping[str, str]) -> list[str]:
+    """The `${NAME}` (or `$NAME`) references in a channel URL that the environment lacks."""
+    return [name for name in Template(url).get_identifiers() if name not in environ]
+
+
+def _check_channel_variables(config: Config, data: Any, origin: str,
+                             environ: Mapping[str, str]) -> None:
+    """A ConfigError naming the first channel whose `${NAME}` is not set: found now, not
+    at the first alert, nights later."""
+    places: list[tuple[tuple[str | int, ...], str]] = [
+        (("alerts", "channels", i), url) for i, url in enumerate(config.alerts.channels)]
+    places += [(("alerts", "rules", r, "channels", i), url)
+               for r, rule in enumerate(config.alerts.rules)
+               for i, url in enumerate(rule.channels)]
+    for loc, url in places:
+        missing = _unset_variables(url, environ)
+        if missing:
+            line = _line_of(data, loc)
+            where = f" (line {line})" if line else ""
+            names = ", ".join(f"${{{name}}}" for name in missing)
+            raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {names} "
+                              f"{'is' if len(missing) == 1 else 'are'} not set in the "
+                              "environment")
+
+
+def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None,
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate YAML text as a `Config`; relative paths resolve against `base_dir`.
+
+    With `environ` (`load_config` passes `os.environ`), every `${NAME}` in a channel URL
+    must be set in it."""
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except _DuplicateKey as exc:
@@ -454,6 +489,8 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
             message = "required key is missing"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {message}{more}") from exc
+    if environ is not None:
+        _check_channel_variables(config, data, origin, environ)
     if base_dir is not None and not config.database.is_absolute():
         config = config.model_copy(update={"database": base_dir / config.database})
     if base_dir is not None and config.reports_dir is not None \
@@ -466,11 +503,15 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
     return config
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate a config file; paths inside it are relative to the file."""
+def load_config(path: Path | str, *, check_environment: bool = True) -> Config:
+    """Read and validate a config file; paths inside it are relative to the file.
+
+    `check_environment=False` skips the check that channel URLs' `${NAME}`s are set (for
+    commands that only read the database)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
-    return parse_config(text, origin=str(path), base_dir=path.resolve().parent)
+    return parse_config(text, origin=str(path), base_dir=path.resolve().parent,
+                        environ=os.environ if check_environment else None)

@@ -98,6 +98,12 @@ class Claim(_Record):
     claim_key: str = ""  # schemas.ids.claim_key_for(content)
 
 
+# how an alert goes out: a message per claim, the run's claims in one message per channel
+# (a rule's `mode: digest`), folded into a first-run or backfill summary (`alerts.first_run:
+# digest`), or recorded and never sent (`alerts.first_run: none`)
+DeliveryMode = Literal["immediate", "digest", "summary", "muted"]
+
+
 class PlannedAlert(_Record):
     """An alert a new claim raises under one rule, for one entity and channel."""
 
@@ -107,7 +113,7 @@ class PlannedAlert(_Record):
     entity: str
     channel: str  # masked
     rule: str
-    mode: Literal["immediate", "digest"]
+    mode: DeliveryMode
 
 
 class Stance(_Record):
@@ -178,7 +184,7 @@ class AlertMessage(_Record):
     published_at: datetime | None
     attempts: int = 0  # deliveries tried before this one
     rule: str = "tracked"
-    mode: Literal["immediate", "digest"] = "immediate"
+    mode: DeliveryMode = "immediate"
     outlets: tuple[str, ...] = ()  # "source: url" of every article carrying the claim
 
 

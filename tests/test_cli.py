@@ -142,8 +142,14 @@ def test_demo_twice_second_run_finds_nothing_new(tmp_path: Path) -> None:
     assert "New claims about tracked entities:" in out
     new_claims = int(out.split("New claims about tracked entities:")[1].split()[0])
     received = int(out.split("Alerts received by the demo webhook")[1].split("): ")[1].split()[0])
-    assert new_claims > 10 and received > 10
+    # the demo is a first run: one digest, shown as received, with the same count
+    assert new_claims > 10 and received == 1
+    assert f"policywatch digest: {new_claims} claims about 5 tracked entities" in out
+    assert "Claims per tracked entity:" in out and "Briefing page: file://" in out
     assert "David Sacks" in out and "Huawei" in out
+    # the demo's news is from the last few days, whatever day it runs
+    code, listed, err = _run("claims", "--entity", "Huawei", "--since", "7d", "--db", str(db))
+    assert code == 0 and "(0 rows)" not in listed, err
     code, out, err = _run("demo", "--db", str(db))
     assert code == 0, err
     assert "new articles  0" in out and "new claims    0" in out
@@ -268,7 +274,7 @@ def test_out_write_failure_is_one_line_exit_2(db_path: Path, tmp_path: Path,
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(Path, "write_text", refuse)
-    monkeypatch.setattr("tasks.report.write_report", refuse)
+    monkeypatch.setattr("tasks.report.write_report", refuse)  # as the CLI imports it
     for command in (["sql", "SELECT 1"], ["report"]):
         out = tmp_path / "x.out"
         code, stdout, err = _run(*command, "--db", str(db_path), "--out", str(out))
@@ -386,3 +392,74 @@ def test_dask_logs_only_warnings_unless_verbose(tmp_path: Path, args: list[str])
         assert info  # the check sees them when they are there
     else:
         assert not info, "\n".join(info)
+
+
+def _hold(tmp_path: Path, db: Path, policywatch: bool) -> subprocess.Popen[str]:
+    """A process that holds the database open for writing: a policywatch one (run lock and
+    writer, as `policywatch run` does while loading), or any other program."""
+    script = tmp_path / ("holder.py" if policywatch else "other.py")
+    script.write_text(
+        "import sys, time\n"
+        + ("from tasks.store import open_for_write, run_lock\n"
+           f"with run_lock({str(db)!r}), open_for_write({str(db)!r}):\n"
+           if policywatch else
+           f"import duckdb\ncon = duckdb.connect({str(db)!r})\nif True:\n")
+        + "    print('held', flush=True)\n    time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, str(script), "--config", "mine.yaml"],
+                               stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert process.stdout is not None and process.stdout.readline() == "held\n"
+    return process
+
+
+@pytest.mark.parametrize("policywatch", [True, False])
+def test_busy_says_what_holds_the_database(db_path: Path, tmp_path: Path,
+                                           policywatch: bool) -> None:
+    load_batch(db_path, _batch("r1"))
+    holder = _hold(tmp_path, db_path, policywatch)
+    try:
+        code, out, err = _run("sql", "SELECT 1", "--db", str(db_path))
+        assert (code, out) == (3, "") and err.count("\n") == 1
+        if policywatch:
+            assert f"policywatch (pid {holder.pid}: holder.py --config mine.yaml)" in err
+            config = tmp_path / "pw.yaml"
+            config.write_text("sources:\n  - name: a\n    urls: [https://a.example/x]\n")
+            code, out, err = _run("run", "--config", str(config), "--db", str(db_path),
+                                  "--wait", "0.5")
+            assert code == 3
+            assert (f"another policywatch run (pid {holder.pid}: holder.py --config "
+                    "mine.yaml) is using this database") in err
+        else:
+            assert f"another process (pid {holder.pid}: " in err and "other.py" in err
+            assert "has the file open" in err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_sql_claims_report_read_the_configs_database_or_name_the_one_they_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    load_batch(mine / "watch.duckdb", _batch("r1"))
+    config = mine / "watch.yaml"  # an unset ${VAR} does not stop a command that only reads
+    config.write_text("database: watch.duckdb\nsources:\n  - name: a\n    urls: [https://a.x/]\n"
+                      "entities:\n  - name: Huawei\n    tracked: true\n"
+                      "alerts:\n  channels: ['json://h/${PW_TEST_UNSET}']\n")
+    monkeypatch.delenv("PW_TEST_UNSET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run("sql", "SELECT count(*) AS n FROM claims", "--config", str(config),
+                          "--format", "csv")
+    assert (code, out, err) == (0, "n\n1\n", "")
+    code, out, err = _run("claims", "--entity", "Huawei", "--since", "3650d",
+                          "--config", str(config))
+    assert code == 0 and err == "" and "(1 row)" in out
+    code, out, err = _run("report", "--config", str(config), "--out", "b.html")
+    assert code == 0, err
+    assert err == "" and (tmp_path / "b.html").is_file()
+    # without --db or --config: the demo's database, named on stderr
+    for command in (["sql", "SELECT 1"], ["claims", "--entity", "Huawei"], ["report"]):
+        code, out, err = _run(*command)
+        assert code == 2
+        assert err.startswith("policywatch: reading policywatch-demo.duckdb (the demo's "
+                              "database; --db FILE or --config FILE for another)\n"), err

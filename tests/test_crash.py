@@ -27,8 +27,10 @@ def site(tmp_path: Path, httpserver: HTTPServer) -> Iterator[Path]:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     with serve_demo_site(port=None) as (base, _):
         config = write_demo_config(base, tmp_path)
+        # an alert per claim even on this first run: the crash points fall between them
         config.write_text(config.read_text().replace(
-            "channels: []", f"channels: ['json://127.0.0.1:{httpserver.port}/hook']"))
+            "channels: []", f"channels: ['json://127.0.0.1:{httpserver.port}/hook']\n"
+                            "  first_run: each"))
         yield config
 
 
@@ -89,6 +91,23 @@ def test_kill_9_then_rerun(point: str, site: Path, db_path: Path, httpserver: HT
         assert covered_runs(db_path, done_id) == [failed_id, done_id]
 
 
+def test_kill_9_while_sending_the_first_run_digest_then_rerun(
+        site: Path, db_path: Path, httpserver: HTTPServer) -> None:
+    """The digest is one delivery for all the run's alerts: killed after it went out and
+    before its outcome was written, the next run records every alert in it as sent
+    (unconfirmed) and sends neither the digest again nor any of its alerts one by one."""
+    site.write_text(site.read_text().replace("  first_run: each", "  first_run: digest"))
+    crashed = _policywatch("run", "--config", str(site), "--db", str(db_path), fault="alert")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(_keys(httpserver)) == 1
+    again = _policywatch("run", "--config", str(site), "--db", str(db_path))
+    assert again.returncode == 0, again.stderr
+    assert len(_keys(httpserver)) == 1  # the digest, once; no alert per claim after it
+    _, rows = query(db_path, "SELECT status, mode, count(*) FROM alerts GROUP BY ALL")
+    [(status, mode, count)] = rows
+    assert (status, mode) == ("sent", "summary") and count > 10
+
+
 def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> None:
     from tasks.store import run_lock
 
@@ -108,7 +127,9 @@ def test_a_second_run_at_once_waits_then_gives_up(site: Path, db_path: Path) -> 
         busy = _policywatch("run", "--config", str(site), "--db", str(db_path),
                             "--wait", "1")
         assert busy.returncode == 3
-        assert "another policywatch run is using this database" in busy.stderr
+        # named by the pid and command the holder wrote into the lock file
+        assert f"another policywatch run (pid {os.getpid()}: " in busy.stderr
+        assert "is using this database" in busy.stderr
         assert "Traceback" not in busy.stderr
         assert time.monotonic() - started < 60
     finally:
@@ -126,7 +147,7 @@ def test_a_run_through_a_symlink_takes_the_same_lock(site: Path, db_path: Path,
     with run_lock(db_path):
         busy = _policywatch("run", "--config", str(site), "--db", str(link), "--wait", "1")
     assert busy.returncode == 3, busy.stderr
-    assert "another policywatch run is using this database" in busy.stderr
+    assert f"another policywatch run (pid {os.getpid()}: " in busy.stderr
 
 
 def test_a_database_path_under_a_file_is_one_line_exit_2(site: Path, tmp_path: Path) -> None:

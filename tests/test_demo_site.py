@@ -203,7 +203,7 @@ def test_custom_layout_comments_are_read_by_the_configured_selectors():
 def test_config_validates_and_points_at_the_site():
     cfg = config()
     assert [s.name for s in cfg.sources] == ["policy-wire", "beltway-tribune", "hand-picked"]
-    assert cfg.crawl.window_days >= 3650
+    assert cfg.crawl.window_days == 7  # the served dates are from the last few days
     assert cfg.alerts.channels == ()
     assert {e.name for e in cfg.tracked_entities} == {
         "Huawei", "David Sacks", "DeepSeek", "Nvidia", "AI diffusion rule"}
@@ -248,3 +248,48 @@ def test_sample_article_is_the_users_text_with_its_five_comments():
     assert all(c.strip() for c in doc.xpath('//*[@class="comment-content"]/p/text()'))
     assert published(doc).date().isoformat() == "2026-11-27"
     assert doc.xpath('//time[contains(@class, "published")]/@datetime')[0].startswith("2026-11-27")
+
+
+# -- dates relative to the day the demo runs --------------------------------------------------
+
+
+def test_shift_dates_moves_every_date_form_the_site_writes() -> None:
+    from policywatch.demo import shift_dates, unshift_path
+
+    text = ("<pubDate>Sat, 28 Nov 2026 07:30:00 +0000</pubDate> {{BASE}}/wire/2026/11/28/x.html"
+            " 2026-11-28T11:00:00+00:00 on November 27, Nov. 25, 2026, 10:05 a.m. "
+            "Nov 28, 8:12 AM <b>Nov. 30, 9:12 a.m.</b> 1234-56-78")
+    assert shift_dates(text, 7) == (
+        "<pubDate>Sat, 05 Dec 2026 07:30:00 +0000</pubDate> {{BASE}}/wire/2026/12/05/x.html"
+        " 2026-12-05T11:00:00+00:00 on December 4, Dec. 2, 2026, 10:05 a.m. "
+        "Dec 5, 8:12 AM <b>Dec. 7, 9:12 a.m.</b> 1234-56-78")
+    assert shift_dates(text, 0) == text
+    assert unshift_path("/wire/2026/12/05/x.html", 7) == "/wire/2026/11/28/x.html"
+
+
+def test_served_dates_follow_the_day_the_demo_runs() -> None:
+    """A week after the files' dates, the newest article is still from yesterday, and its
+    shifted address is served; the config's hand-picked page is dated the same way."""
+    import email.utils
+    import tempfile
+    from datetime import date, timedelta
+
+    import httpx
+
+    from policywatch.demo import serve_demo_site, write_demo_config
+
+    for today in (date(2026, 12, 6), datetime.now(UTC).date(), date(2027, 3, 1)):
+        with serve_demo_site(port=None, today=today) as (base, _):
+            rss = httpx.get(f"{base}/wire/rss.xml").text
+            dates = [email.utils.parsedate_to_datetime(d).date()
+                     for d in re.findall(r"<pubDate>([^<]+)</pubDate>", rss)]
+            assert max(dates) == today - timedelta(days=1)
+            links = re.findall(r"<link>([^<]+\.html)</link>", rss)
+            assert links and all(httpx.get(link).status_code == 200 for link in links)
+            page = httpx.get(links[0]).text
+            assert f"{today - timedelta(days=1):%Y-%m-%d}" in page or "2026-11-2" not in page
+            assert "2026-11-2" not in page  # nothing left of the files' own dates
+            with tempfile.TemporaryDirectory() as folder:
+                config = write_demo_config(base, Path(folder), today=today).read_text()
+            [url] = re.findall(r'"(http[^"]+netherlands[^"]+)"', config)
+            assert httpx.get(url).status_code == 200

@@ -61,3 +61,33 @@ def test_cli_reference_is_current_and_every_command_has_help() -> None:
     script = DOCS.parent / "scripts" / "cli_docs.py"
     done = subprocess.run([sys.executable, str(script), "--check"], cwd=DOCS.parent)
     assert done.returncode == 0, "docs/cli.md is stale: run python scripts/cli_docs.py"
+
+
+def test_readme_test_command_installs_chromium_for_the_browser_test() -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    commands = [line.strip() for line in readme.splitlines()[:12] if line.startswith("    ")]
+    assert "apt-get install -y -qq chromium" in commands[1]
+    assert commands[1].startswith("(command -v chromium >/dev/null ||")
+    # .ci/run runs that command as written, and installs Chromium no other way
+    ci = (DOCS.parent / ".ci" / "run").read_text()
+    assert ci.count("apt-get install") == 1 and commands[1] in ci
+
+
+def test_readme_walks_from_the_demo_to_policywatch_deploy() -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    order = ["policywatch demo", "policywatch claims --entity Huawei --since 7d",
+             "In a folder of your own", "policywatch run --config policywatch.yaml",
+             "policywatch deploy --config policywatch.yaml",
+             "prefect worker start --pool policywatch"]
+    places = [readme.find(text) for text in order]
+    assert -1 not in places and places == sorted(places), dict(zip(order, places, strict=True))
+
+
+def test_what_the_demo_leaves_in_the_checkout_is_ignored() -> None:
+    import subprocess
+
+    left = ["policywatch-demo-feeds/huawei.atom", "policywatch-demo-reports/latest.html",
+            "policywatch-demo.duckdb.lock", "policywatch-demo.duckdb"]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=DOCS.parent,
+                          capture_output=True, text=True)
+    assert sorted(done.stdout.split()) == sorted(left)

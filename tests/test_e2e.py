@@ -86,12 +86,15 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     assert any(s and "analyst" in s for s in speakers)
     assert any("bypassing" in c and s and "official" in s.lower() for s, c in claims)
 
-    # alerts: one per new claim on a tracked entity, every one delivered once
+    # alerts: one per new claim and tracked entity, every one recorded sent; a first run
+    # folds them into one digest per channel (alerts.first_run: digest)
     sent = _one(db_path, "SELECT count(*) FROM alerts WHERE status = 'sent'")
     assert sent == first.alerts_sent > 0
+    assert _one(db_path, "SELECT list(DISTINCT mode) FROM alerts") == ["summary"]
     posts = [json.loads(r.data) for r, _ in httpserver.log if r.path == "/hook"]
-    assert len(posts) == sent
-    assert any("Huawei" in p["title"] for p in posts)
+    [digest] = posts
+    assert digest["title"].startswith("policywatch digest:")
+    assert "Huawei: " in digest["message"] and "Briefing page: file://" in digest["message"]
 
     # the run's briefing page carries the finished run's figures, alerts included
     page = Path(first.report_path or "").read_text()
@@ -126,7 +129,7 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     assert (second.articles_new, second.comments_new, second.claims_new,
             second.alerts_sent) == (0, 0, 0, 0)
     assert {t: _one(db_path, f"SELECT count(*) FROM {t}") for t in tables} == before
-    assert len([r for r, _ in httpserver.log if r.path == "/hook"]) == sent
+    assert len([r for r, _ in httpserver.log if r.path == "/hook"]) == 1
     # nothing was downloaded again: pages and listings were revalidated (304) or, for
     # articles older than crawl.revisit_days, not requested at all
     second_log = query(db_path, "SELECT status, count(*) FROM fetch_log WHERE run_id = ? "

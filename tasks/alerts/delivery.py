@@ -11,19 +11,19 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit, urlunsplit
 
-import apprise
 from prefect import task
 from prefect.events import emit_event
 
-from schemas.config import AlertRule
+from schemas.config import AlertRule, FirstRunMode
 from schemas.ids import stable_id
-from schemas.models import AlertMessage, Claim
+from schemas.models import AlertMessage, Claim, PlannedAlert
 from tasks.store import (
     alerts_to_send,
     fault_point,
@@ -108,7 +108,8 @@ def format_alert(alert: AlertMessage) -> tuple[str, str]:
 def format_digest(alerts: Sequence[AlertMessage]) -> tuple[str, str]:
     """One message for a run's alerts on one channel, grouped by entity."""
     entities = sorted({a.entity for a in alerts})
-    title = f"policywatch: {len(alerts)} new claim{'s' if len(alerts) != 1 else ''} about " \
+    claims = len({a.claim_id for a in alerts})  # a claim about two entities counts once
+    title = f"policywatch: {claims} new claim{'s' if claims != 1 else ''} about " \
             + ", ".join(entities)
     lines: list[str] = []
     for entity in entities:
@@ -121,6 +122,74 @@ def format_digest(alerts: Sequence[AlertMessage]) -> tuple[str, str]:
             lines.extend(f"  {o}" for o in outlets)
         lines.append("")
     return title, "\n".join(lines).rstrip()
+
+
+SUMMARY_TOP = 10  # claims a first-run or backfill digest quotes
+
+
+def fold_first_run(planned: Sequence[PlannedAlert], policy: FirstRunMode
+                   ) -> list[PlannedAlert]:
+    """The alerts of a first or backfill run under `alerts.first_run`: `digest` folds them
+    into one summary per channel (mode `summary`), `none` records them unsent (`muted`),
+    `each` leaves them as they are. Every alert is still written to the outbox, so a later
+    run never raises it again."""
+    if policy == "each":
+        return list(planned)
+    mode = "summary" if policy == "digest" else "muted"
+    return [alert.model_copy(update={"mode": mode}) for alert in planned]
+
+
+def format_summary(alerts: Sequence[AlertMessage], report_url: str | None = None, *,
+                   top: int = SUMMARY_TOP) -> tuple[str, str]:
+    """(title, body) of one channel's digest of a first or backfill run: how many claims
+    per tracked entity, the `top` claims most outlets carry, and the briefing page's link.
+
+    A claim about two entities counts once in the total and once under each entity."""
+    claims: dict[str, AlertMessage] = {}
+    per_entity: dict[str, set[str]] = {}
+    for alert in alerts:
+        claims.setdefault(alert.claim_id, alert)
+        per_entity.setdefault(alert.entity, set()).add(alert.claim_id)
+    total = len(claims)
+    noun = "claim" if total == 1 else "claims"
+    title = (f"policywatch digest: {total} {noun} about {len(per_entity)} tracked "
+             f"entit{'y' if len(per_entity) == 1 else 'ies'}")
+    lines = [f"{total} {noun} about tracked entities, in one message instead of one alert "
+             "each (a first run, or a backfill).", "", "Claims per tracked entity:"]
+    for entity, ids in sorted(per_entity.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append(f"  {entity}: {len(ids)}")
+    ranked = sorted(claims.values(), key=lambda a: (
+        -len(a.outlets), -(a.published_at.timestamp() if a.published_at else 0), a.claim_id))
+    lines += ["", f"Top {min(top, total)} {'claim' if min(top, total) == 1 else 'claims'}:"]
+    for alert in ranked[:top]:
+        carried = len(alert.outlets) or 1
+        lines.append(f"- {alert.speaker or 'Unattributed'} {alert.cue or 'said'}: "
+                     f"{alert.content}")
+        lines.append(f"  {alert.source}: {alert.url}"
+                     + (f" (and {carried - 1} more outlets)" if carried > 1 else ""))
+    if report_url:
+        lines += ["", f"Briefing page: {report_url}"]
+    return title, "\n".join(lines)
+
+
+@contextmanager
+def apprise_log_to(path: Path | str) -> Iterator[Path]:
+    """Apprise's own log lines (connection errors, retries) go to the file `path`, not to
+    the console where the run's summary is printed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("apprise")
+    handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    before = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield target
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = before
+        handler.close()
 
 
 def _with_idempotency_key(url: str, alert_id: str) -> str:
@@ -143,6 +212,8 @@ def send_alert(channel_url: str, alert: AlertMessage) -> str | None:
 def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | None:
     """Deliver one message; `key` goes out as the webhook's Idempotency-Key."""
     url = _with_idempotency_key(expand_channel(channel_url), key)
+    import apprise  # when there is something to send: a quiet night does without it
+
     notifier = apprise.Apprise()
     if not notifier.add(url):
         return f"not a notification URL apprise understands: {mask_channel(channel_url)}"
@@ -167,7 +238,8 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
     Each delivery is marked in flight, tried up to `tries_per_run` times with backoff, and
     its outcome written straight after; a failed alert is offered again on later runs until
     tried `max_attempts` times. Immediate rules send a message per alert; digest rules one
-    message per channel with all of the run's alerts.
+    message per channel with all of the run's alerts; alerts folded by `fold_first_run`
+    one summary per channel (`format_summary`).
     """
     settle_interrupted_deliveries(db_path)
     channels = {label: url for url, label in rule_channel_labels(rules).items()}
@@ -182,11 +254,16 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
         ready.append(alert)
     deliveries: list[tuple[list[AlertMessage], str, str, str]] = []
     digests: dict[str, list[AlertMessage]] = {}
+    summaries: dict[str, list[AlertMessage]] = {}
     for alert in ready:
-        if alert.mode == "digest":
+        if alert.mode == "summary":
+            summaries.setdefault(alert.channel, []).append(alert)
+        elif alert.mode == "digest":
             digests.setdefault(alert.channel, []).append(alert)
-        else:
+        elif alert.mode == "immediate":
             deliveries.append(([alert], alert.channel, *format_alert(alert)))
+    for channel, group in summaries.items():
+        deliveries.append((group, channel, *format_summary(group, report_url)))
     for channel, group in digests.items():
         title, body = format_digest(group)
         if report_url:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from prefect import task
 
 from schemas.config import AlertRule, Topic
@@ -31,7 +30,9 @@ def topic_similarities(claims: Sequence[Claim], topics: Sequence[Topic]
     position, with the MiniLM encoder the stance classifier uses."""
     if not claims or not topics:
         return {}
-    from tasks.stance import load_minilm  # only when a rule asks for topics
+    import numpy as np  # only when a rule asks for topics, as the encoder
+
+    from tasks.stance import load_minilm
 
     vectors = load_minilm().encode([*(t.description for t in topics),
                                     *(c.sentence for c in claims)])

@@ -170,7 +170,7 @@ def _kpis(b: Briefing) -> str:
     problems = sum(len(s.problems) for s in b.sources)
     run = b.run
     items = [
-        (len(keys), "new claims on tracked entities", "good" if keys else ""),
+        (len(keys), "new claims about tracked entities", "good" if keys else ""),
         (f"{with_news} / {len(b.entities)}", "entities with news", ""),
         (run.articles_new if run else 0, "new articles", ""),
         (run.comments_new if run else 0, "new comments", ""),

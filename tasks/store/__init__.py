@@ -29,7 +29,14 @@ from tasks.store.outbox import (
     stale_sources,
 )
 from tasks.store.reload import ReloadCounts, reload_articles
-from tasks.store.runs import begin_run, begin_run_task, fail_run, finish_run, finish_run_task
+from tasks.store.runs import (
+    begin_run,
+    begin_run_task,
+    fail_run,
+    finish_run,
+    finish_run_task,
+    has_completed_run,
+)
 from tasks.store.state import (
     CrawlState,
     StoreReader,
@@ -59,6 +66,7 @@ __all__ = [
     "finish_run",
     "finish_run_task",
     "growing_backlogs",
+    "has_completed_run",
     "load_batch",
     "load_batch_task",
     "mark_delivering",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +26,55 @@ from schemas.errors import DatabaseBusy, LoadError
 from schemas.ids import claim_key_for
 
 DEFAULT_WAIT_S = 30.0
+
+
+def _command_line() -> str:
+    """How this process was started, as a user would type it."""
+    args = list(sys.argv)
+    if args:
+        name = Path(args[0]).name
+        args[0] = "policywatch" if name in ("cli.py", "__main__.py") else name
+    return " ".join(args)[:300] or "python"
+
+
+def _process_command(pid: int) -> str | None:
+    """The command line of a running process, or None if there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return ""
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def _lock_holder(lock_path: Path) -> tuple[int, str] | None:
+    """(pid, command) that a running policywatch wrote into the run lock file."""
+    try:
+        pid_text, command = lock_path.read_text(encoding="utf-8").split("\n", 1)
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    return (pid, command.strip()) if _process_command(pid) is not None else None
+
+
+def holder_of(path: Path | str, pid: int | None = None) -> str:
+    """Who holds the database, for the "busy" message: the policywatch process (its pid
+    and command) when it is one, else "another process" (with its pid when known)."""
+    real = Path(path).resolve()
+    holder = _lock_holder(real.with_name(f"{real.name}.lock"))
+    if holder and (pid is None or holder[0] == pid):
+        return f"policywatch (pid {holder[0]}: {holder[1]})"
+    if pid is not None:
+        command = _process_command(pid)
+        if command and "policywatch" in command:
+            return f"policywatch (pid {pid}: {command[:200]})"
+        return f"another process (pid {pid}{': ' + command[:200] if command else ''})"
+    return "another process"
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -52,9 +103,11 @@ def connect(path: Path | str, *, read_only: bool = False,
             if not _is_lock_error(exc):
                 raise LoadError(f"{path}: cannot open database: {exc}") from exc
             if time.monotonic() >= deadline:
+                found = re.search(r"\(PID (\d+)\)", str(exc))
+                holder = holder_of(path, int(found[1]) if found else None)
                 raise DatabaseBusy(
-                    f"{path}: the database is busy (another policywatch process is "
-                    f"writing to it); waited {wait_s:g} s") from exc
+                    f"{path}: the database is busy: {holder} has the file open; "
+                    f"waited {wait_s:g} s") from exc
             time.sleep(0.2)
         except duckdb.Error as exc:
             raise LoadError(f"{path}: not a usable DuckDB database: {exc}") from exc
@@ -142,9 +195,16 @@ def run_lock(path: Path | str, wait_s: float = 60.0) -> Iterator[None]:
                 break
             except BlockingIOError as exc:
                 if time.monotonic() >= deadline:
-                    raise DatabaseBusy(f"{path}: another policywatch run is using this "
+                    holder = _lock_holder(lock_path)
+                    who = (f" (pid {holder[0]}: {holder[1]})" if holder else "")
+                    raise DatabaseBusy(f"{path}: another policywatch run{who} is using this "
                                        f"database; waited {wait_s:g} s") from exc
                 time.sleep(0.25)
+        # who holds it, for the message another process gives while it waits
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n{_command_line()}\n")
+        handle.flush()
         _HELD_RUN_LOCKS[lock_path] = 1
         try:
             yield

@@ -222,8 +222,11 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
     _many(con,
         "INSERT INTO alerts (alert_id, claim_id, entity, channel, status, attempts, "
         "created_at, run_id, claim_key, rule, mode) "
-        "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [[a.alert_id, a.claim_id, a.entity, a.channel, now, run, a.claim_key, a.rule, a.mode]
+        "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        # a muted alert (first run, `alerts.first_run: none`) is recorded as skipped: kept,
+        # so no later run raises it again, and never sent
+        [[a.alert_id, a.claim_id, a.entity, a.channel,
+          "skipped" if a.mode == "muted" else "pending", now, run, a.claim_key, a.rule, a.mode]
          for a in planned if a.alert_id in new_alerts])
 
     _record_pages(con, batch, now)

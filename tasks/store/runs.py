@@ -43,6 +43,14 @@ def finish_run(path: Path | str, summary: RunSummary) -> None:
              summary.alerts_failed, summary.pages_failed, summary.run_id])
 
 
+def has_completed_run(path: Path | str) -> bool:
+    """Whether any run on this database has completed: the first run of a config over a
+    fresh database has not, and sends a digest instead of an alert per claim."""
+    with open_for_write(path) as con:
+        row = con.execute("SELECT count(*) FROM runs WHERE status = 'completed'").fetchone()
+    return bool(row and row[0])
+
+
 begin_run_task = task(name="begin-run")(begin_run)
 
 

@@ -235,7 +235,8 @@ def test_digest_mode_sends_one_message_per_run(httpserver: HTTPServer, db_path: 
     load_batch(db_path, _batch("r1", rule))
     assert deliver_pending(db_path, [rule], **NO_SLEEP) == (2, 0)
     [post] = _posts(httpserver)
-    assert post["title"] == "policywatch: 2 new claims about David Sacks, Huawei"
+    # one claim about two entities: two alerts, one claim (counted as everywhere)
+    assert post["title"] == "policywatch: 1 new claim about David Sacks, Huawei"
     assert "== Huawei ==" in post["message"] and "== David Sacks ==" in post["message"]
 
 
