@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFERRED_PORT = 8765  # stable across demo runs when free, so page state carries over
 SITE_MTIME = 1_795_000_000  # a fixed Last-Modified for the bundled pages
@@ -128,5 +129,7 @@ def write_demo_config(base: str, folder: Path) -> Path:
     """The bundled demo config with the server's origin filled in."""
     text = (demo_root() / "config.yaml").read_text(encoding="utf-8")
     path = folder / "policywatch-demo.yaml"
-    path.write_text(text.replace("{{BASE}}", base), encoding="utf-8")
+    origin = urlsplit(base).netloc  # host:port, the one loopback address allowed
+    path.write_text(text.replace("{{BASE}}", base).replace("{{ORIGIN}}", origin),
+                    encoding="utf-8")
     return path

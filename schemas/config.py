@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.addresses import parse_allow_entry
 from schemas.errors import ConfigError
 
 EntityKind = Literal["person", "org", "country", "policy", "product", "other"]
@@ -159,6 +160,10 @@ class Alerts(_Strict):
     max_attempts: int = Field(default=10, ge=1, le=100)  # tries in all, across runs
     rules: tuple[AlertRule, ...] = ()
     feeds_dir: Path | None = None  # Atom feeds per tracked entity; default: beside the database
+    # messages a channel gets per run: alerts about one article beyond `max_per_article`,
+    # and any beyond `max_per_run`, are folded into one extra message with the counts
+    max_per_article: int = Field(default=5, ge=1)
+    max_per_run: int = Field(default=50, ge=1)
 
     @field_validator("channels", "rules", mode="before")
     @classmethod
@@ -183,6 +188,27 @@ class Crawl(_Strict):
     revisit_days: float | None = Field(default=2, gt=0)
     # a source that has yielded no new article for this many days raises a health alert
     stale_after_days: float | None = Field(default=3, gt=0)
+    # loopback, private, link-local, CGNAT, multicast, ... addresses are refused (SSRF);
+    # true allows them all, or list hosts, host:port pairs and CIDR ranges (docs/security.md)
+    allow_private_addresses: bool | tuple[str, ...] = False
+    # feeds, sitemaps and robots.txt fetched per source and night
+    max_listing_fetches: int = Field(default=50, ge=1)
+    # addresses collected from a source's listings: this many times its max_items
+    max_listed_per_item: int = Field(default=10, ge=1)
+
+    @field_validator("allow_private_addresses", mode="before")
+    @classmethod
+    def _allow_entries(cls, value: Any) -> Any:
+        if value is None:
+            return False
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            for entry in value:
+                if not isinstance(entry, str):
+                    raise ValueError(f"{entry!r}: write each entry as a string")
+                parse_allow_entry(entry)
+        return value
 
 
 class Performance(_Strict):
@@ -194,6 +220,9 @@ class Performance(_Strict):
     # batches smaller than this stay in the flow process: starting workers costs ~1 s
     min_batch: int = Field(default=32, ge=1)
     stance_encoder: StanceEncoder = "minilm"
+    # characters of an article's body that claim extraction reads; the rest is cut, and the
+    # cut recorded as a reject (a 9 MB paragraph took minutes and gigabytes)
+    max_text_chars: int = Field(default=100_000, ge=1000)
 
 
 class Runner(_Strict):
