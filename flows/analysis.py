@@ -20,7 +20,13 @@ from prefect.utilities.annotations import quote
 
 from schemas.config import Config
 from schemas.models import Article, Claim, Comment, Reject, Stance
-from tasks.analyse import analyse_task, chunked, classify_stances_task, extract_claims_task
+from tasks.analyse import (
+    analyse_task,
+    chunked,
+    classify_stances_task,
+    cut_for_analysis,
+    extract_claims_task,
+)
 
 COMMENTS_PER_ARTICLE = 5  # a stance chunk holds this many times `runner.chunk` comments
 T = TypeVar("T")
@@ -45,12 +51,15 @@ def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], conf
     """Claims of the articles, stances of the comments, and rejects for what failed."""
     if not articles and not comments:  # a quiet night: not even a task run to pay for
         return [], [], []
+    articles, cuts = cut_for_analysis(articles, config.performance.max_text_chars)
     if config.runner.kind == "dask":
-        return _on_dask(articles, comments, config)
-    return analyse_task(unwalked(articles), unwalked(comments), config.entities,
-                        config.topics, n_process=cores(config),
-                        min_parallel=config.performance.min_batch,
-                        stance_encoder=config.performance.stance_encoder)
+        claims, stances, rejects = _on_dask(articles, comments, config)
+    else:
+        claims, stances, rejects = analyse_task(
+            unwalked(articles), unwalked(comments), config.entities, config.topics,
+            n_process=cores(config), min_parallel=config.performance.min_batch,
+            stance_encoder=config.performance.stance_encoder)
+    return claims, stances, [*cuts, *rejects]
 
 
 def dask_runner(config: Config) -> Any:

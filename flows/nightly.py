@@ -105,7 +105,9 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     report = write_report_task(db, reports / f"{run_id}.html", run_id=run_id, tracked=tracked)
     progress.info("sending alerts")
     sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
-                                        report_url=report.resolve().as_uri())
+                                        report_url=report.resolve().as_uri(),
+                                        max_per_article=config.alerts.max_per_article,
+                                        max_per_run=config.alerts.max_per_run)
     send_health_alerts_task(db, [s.name for s in config.sources],
                             [*config.alerts.channels, *extra_channels],
                             config.crawl.stale_after_days)

@@ -162,8 +162,8 @@ class Alerts(_Strict):
     feeds_dir: Path | None = None  # Atom feeds per tracked entity; default: beside the database
     # messages a channel gets per run: alerts about one article beyond `max_per_article`,
     # and any beyond `max_per_run`, are folded into one extra message with the counts
-    max_per_article: int = Field(default=5, ge=1)
-    max_per_run: int = Field(default=50, ge=1)
+    max_per_article: int = Field(default=10, ge=1)
+    max_per_run: int = Field(default=100, ge=1)
 
     @field_validator("channels", "rules", mode="before")
     @classmethod

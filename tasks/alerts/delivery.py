@@ -121,6 +121,27 @@ def format_digest(alerts: Sequence[AlertMessage]) -> tuple[str, str]:
     return title, "\n".join(lines).rstrip()
 
 
+def format_overflow(alerts: Sequence[AlertMessage], max_per_article: int,
+                    max_per_run: int) -> tuple[str, str]:
+    """One message for a channel's alerts past the caps: counts per entity and article."""
+    title = (f"policywatch: {len(alerts)} more new claim{'s' if len(alerts) != 1 else ''} "
+             "not sent one by one")
+    lines = [f"Alerts are sent one by one up to {max_per_article} per article and "
+             f"{max_per_run} per run (alerts.max_per_article, alerts.max_per_run).", ""]
+    lines.append("By entity:")
+    for entity in sorted({a.entity for a in alerts}):
+        lines.append(f"  {entity}: {sum(a.entity == entity for a in alerts)}")
+    lines.append("By article:")
+    articles: dict[str, int] = {}
+    for alert in alerts:
+        articles[alert.url] = articles.get(alert.url, 0) + 1
+    for url, count in sorted(articles.items(), key=lambda kv: -kv[1])[:20]:
+        lines.append(f"  {count}  {url}")
+    if len(articles) > 20:
+        lines.append(f"  ... and {len(articles) - 20} more articles")
+    return title, "\n".join(lines)
+
+
 def _with_idempotency_key(url: str, alert_id: str) -> str:
     """JSON and form webhooks get the alert id as a header, so receivers can drop repeats."""
     if urlsplit(url).scheme.lower() not in {"json", "jsons", "form", "forms", "xml", "xmls"}:
@@ -159,13 +180,16 @@ def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | 
 def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_attempts: int = 10,
                     tries_per_run: int = 3, backoff_s: float = 0.5,
                     report_url: str | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> tuple[int, int]:
+                    sleep: Callable[[float], None] = time.sleep,
+                    max_per_article: int = 10, max_per_run: int = 100) -> tuple[int, int]:
     """Send every alert waiting in the outbox; (sent, failed) deliveries this run.
 
     Each delivery is marked in flight, tried up to `tries_per_run` times with backoff, and
     its outcome written straight after; a failed alert is offered again on later runs until
-    tried `max_attempts` times. Immediate rules send a message per alert; digest rules one
-    message per channel with all of the run's alerts.
+    tried `max_attempts` times. Immediate rules send a message per alert, at most
+    `max_per_article` per article and `max_per_run` per channel (alerts.max_per_article,
+    alerts.max_per_run); the rest go out as one extra message per channel with their
+    counts. Digest rules send one message per channel with all of the run's alerts.
     """
     settle_interrupted_deliveries(db_path)
     channels = {label: url for url, label in rule_channel_labels(rules).items()}
@@ -180,11 +204,28 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
         ready.append(alert)
     deliveries: list[tuple[list[AlertMessage], str, str, str]] = []
     digests: dict[str, list[AlertMessage]] = {}
+    folded: dict[str, list[AlertMessage]] = {}
+    per_channel: dict[str, int] = {}
+    per_article: dict[tuple[str, str], int] = {}
     for alert in ready:
         if alert.mode == "digest":
             digests.setdefault(alert.channel, []).append(alert)
-        else:
-            deliveries.append(([alert], alert.channel, *format_alert(alert)))
+            continue
+        # one page with 500 claims must not become 500 posts: past the caps, the channel's
+        # alerts go out as one message with the counts
+        article = (alert.channel, alert.url)
+        if per_channel.get(alert.channel, 0) >= max_per_run \
+                or per_article.get(article, 0) >= max_per_article:
+            folded.setdefault(alert.channel, []).append(alert)
+            continue
+        per_channel[alert.channel] = per_channel.get(alert.channel, 0) + 1
+        per_article[article] = per_article.get(article, 0) + 1
+        deliveries.append(([alert], alert.channel, *format_alert(alert)))
+    for channel, group in folded.items():
+        title, body = format_overflow(group, max_per_article, max_per_run)
+        if report_url:
+            body += f"\n\nBriefing page: {report_url}"
+        deliveries.append((group, channel, title, body))
     for channel, group in digests.items():
         title, body = format_digest(group)
         if report_url:

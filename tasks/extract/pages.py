@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from schemas.config import CommentSelectors, Source
 from schemas.errors import ParseError
@@ -49,13 +50,31 @@ class PageBatch:
     unchanged: int = 0
 
 
+def _host(url: str) -> str:
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def trusted_canonical(canonical: str | None, url: str) -> str | None:
+    """The page's canonical address if it is on the page's own host (`www.` aside), else
+    None: a page on host A may not claim to be host B's article (its id would be B's, and
+    B's real article would later merge into A's row, A's claims with it)."""
+    if not canonical:
+        return None
+    return canonical if _host(canonical) == _host(url) else None
+
+
 def to_records(page: ParsedPage, fetch: FetchResult, source: str,
                known_article_id: str | None = None) -> tuple[Article, list[Comment]]:
     """The article and comments of one parsed page, with their stable ids."""
     url = fetch.final_url or fetch.url
-    article_id = known_article_id or article_id_for(url, page.canonical_url)
+    canonical = trusted_canonical(page.canonical_url, url)
+    article_id = known_article_id or article_id_for(url, canonical)
     article = Article(
-        article_id=article_id, source=source, url=url, canonical_url=page.canonical_url,
+        article_id=article_id, source=source, url=url, canonical_url=canonical,
         title=page.title, author=page.author, published_at=page.published_at, body=page.body,
         language=page.language, content_hash=content_hash(page.body),
         fetched_at=fetch.fetched_at,
@@ -90,6 +109,9 @@ def _parse(job: _Job) -> ParsedPage | ParseError:
                           comment_selectors=selectors)
     except ParseError as exc:
         return exc
+    except (Exception, RecursionError) as exc:  # noqa: BLE001 - a hostile page (JSON-LD
+        # nested 100,000 deep, ...) is a reject for that page, never the whole source's loss
+        return ParseError(f"cannot parse the page: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def parse_all(jobs: Sequence[_Job], processes: int = 1,
@@ -165,7 +187,8 @@ def _known_article(fetch: FetchResult, parsed: ParsedPage, known_urls: Mapping[s
     """The id an earlier run gave this article under any of its addresses."""
     if state is not None and state.article_id:
         return state.article_id
-    for url in (parsed.canonical_url, fetch.final_url, fetch.url):
+    canonical = trusted_canonical(parsed.canonical_url, fetch.final_url or fetch.url)
+    for url in (canonical, fetch.final_url, fetch.url):
         if url and normalize_url(url) in known_urls:
             return known_urls[normalize_url(url)]
     return None
