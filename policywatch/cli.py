@@ -446,7 +446,7 @@ def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
         return
     if out is not None:
         _check_out(out)
-    columns, rows = query(db, query_text)
+    columns, rows = query(db, query_text, locked=True)
     text = format_rows(columns, rows, fmt)
     if out is not None:
         try:

@@ -118,7 +118,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
 
-class AddressRefused(Exception):  # noqa: N818 - a refusal, not an error of ours
+class AddressRefused(Exception):
     """The host resolves only to addresses the crawl may not connect to."""
 
 
@@ -346,7 +346,7 @@ def _read_response(response: httpx.Response, request: FetchRequest, *, accept: S
     )
 
 
-class _TooLarge(Exception):  # noqa: N818
+class _TooLarge(Exception):
     pass
 
 

@@ -109,7 +109,7 @@ def _parse(job: _Job) -> ParsedPage | ParseError:
                           comment_selectors=selectors)
     except ParseError as exc:
         return exc
-    except (Exception, RecursionError) as exc:  # noqa: BLE001 - a hostile page (JSON-LD
+    except (Exception, RecursionError) as exc:
         # nested 100,000 deep, ...) is a reject for that page, never the whole source's loss
         return ParseError(f"cannot parse the page: {type(exc).__name__}: {str(exc)[:200]}")
 

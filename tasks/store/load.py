@@ -29,7 +29,7 @@ from schemas.models import (
     Reject,
     Stance,
 )
-from tasks.store.connection import fault_point, open_for_write
+from tasks.store.connection import fault_point, open_for_write, rollback, write_problem
 
 
 @dataclass
@@ -111,8 +111,9 @@ def load_batch(path: Path | str, batch: LoadBatch) -> LoadCounts:
             fault_point("load")
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise LoadError(f"load failed and was rolled back: {exc}") from exc
+            rollback(con)
+            raise LoadError(f"{path}: load failed and was rolled back: "
+                            f"{write_problem(exc)}") from exc
     return counts
 
 
@@ -269,8 +270,9 @@ def record_signatures(path: Path | str,
                 [[b[0] for b in bands], [b[1] for b in bands], [b[2] for b in bands]])
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise LoadError(f"cannot store article signatures: {exc}") from exc
+            rollback(con)
+            raise LoadError(f"cannot store article signatures: {write_problem(exc)}"
+                            ) from exc
 
 
 def record_duplicates(path: Path | str,
