@@ -14,6 +14,7 @@ from flows.analysis import analyse_night, cores, unwalked
 from schemas.config import Config, load_config
 from schemas.models import Reject, RunSummary
 from tasks.alerts import (
+    channel_problem,
     deliver_pending_task,
     emit_claim_events_task,
     plan_alerts_task,
@@ -44,7 +45,7 @@ def nightly(config_path: str, db_path: str | None = None,
     The run holds the database's run lock throughout, so a second run waits for it (up to
     `lock_wait_s`) instead of sending the same alerts twice.
     """
-    config = load_config(config_path)
+    config = load_config(config_path, channel_problem)
     db = Path(db_path) if db_path else config.database
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     started = datetime.now(UTC)

@@ -210,10 +210,11 @@ def _live_progress() -> Iterator[None]:
 def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] = (),
               wait_s: float = 60.0) -> Any:
     from schemas.config import load_config
+    from tasks.alerts import channel_problem
     from tasks.store import open_for_write, run_lock
 
     # validate the config and the database before Prefect starts, so those errors are quick
-    config = load_config(config_path)
+    config = load_config(config_path, channel_problem)
     target = db or config.database
     with run_lock(target, wait_s=wait_s):
         with open_for_write(target, wait_s=wait_s):

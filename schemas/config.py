@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -450,8 +450,31 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None) -> Config:
-    """Validate YAML text as a `Config`; relative paths resolve against `base_dir`."""
+ChannelCheck = Callable[[str], str | None]
+
+
+def _check_channels(config: Config, data: Any, origin: str, check: ChannelCheck) -> None:
+    """A `ConfigError` naming the key and line of the first channel `check` refuses; the
+    message is `check`'s, which must not repeat the URL's secrets."""
+    places: list[tuple[tuple[str | int, ...], str]] = [
+        (("alerts", "channels", i), url) for i, url in enumerate(config.alerts.channels)]
+    places += [(("alerts", "rules", r, "channels", i), url)
+               for r, rule in enumerate(config.alerts.rules)
+               for i, url in enumerate(rule.channels)]
+    for loc, url in places:
+        problem = check(url)
+        if problem is not None:
+            line = _line_of(data, loc)
+            where = f" (line {line})" if line else ""
+            raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {problem}")
+
+
+def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None,
+                 check_channel: ChannelCheck | None = None) -> Config:
+    """Validate YAML text as a `Config`; relative paths resolve against `base_dir`.
+
+    `check_channel(url)` (tasks.alerts.channel_problem: apprise lives there) vets every
+    alert channel: what it returns is a config error at the channel's key and line."""
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except _DuplicateKey as exc:
@@ -483,6 +506,8 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
             message = "required key is missing"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {message}{more}") from exc
+    if check_channel is not None:
+        _check_channels(config, data, origin, check_channel)
     if base_dir is not None and not config.database.is_absolute():
         config = config.model_copy(update={"database": base_dir / config.database})
     if base_dir is not None and config.reports_dir is not None \
@@ -495,11 +520,12 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
     return config
 
 
-def load_config(path: Path | str) -> Config:
+def load_config(path: Path | str, check_channel: ChannelCheck | None = None) -> Config:
     """Read and validate a config file; paths inside it are relative to the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
-    return parse_config(text, origin=str(path), base_dir=path.resolve().parent)
+    return parse_config(text, origin=str(path), base_dir=path.resolve().parent,
+                        check_channel=check_channel)

@@ -7,6 +7,7 @@ Start at `plan_alerts` (`rules`), then `deliver_pending` (`delivery`).
 from __future__ import annotations
 
 from tasks.alerts.delivery import (
+    channel_problem,
     deliver_pending,
     deliver_pending_task,
     emit_claim_events_task,
@@ -18,6 +19,7 @@ from tasks.alerts.feeds import slug, write_entity_feeds_task
 from tasks.alerts.rules import plan_alerts, plan_alerts_task
 
 __all__ = [
+    "channel_problem",
     "deliver_pending",
     "deliver_pending_task",
     "emit_claim_events_task",

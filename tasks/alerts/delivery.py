@@ -11,10 +11,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import apprise
@@ -44,16 +46,101 @@ def expand_channel(url: str) -> str:
     return Template(url).safe_substitute(os.environ)
 
 
+# generic webhooks: apprise does not know which part of their path is a secret
+_WEBHOOKS = {"json", "jsons", "form", "forms", "xml", "xmls"}
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-.~]{8,}")
+
+
+def _looks_secret(part: str) -> bool:
+    """A path segment or host label that may be a token: long, or letters and digits."""
+    if len(part) >= 20:
+        return True
+    return bool(_TOKENISH.fullmatch(part)) and any(c.isdigit() for c in part) \
+        and any(c.isalpha() for c in part)
+
+
 def mask_channel(url: str) -> str:
-    """The channel URL without its password, query string or any token in the path."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username:
-        host = f"{parts.username}:****@{host}" if parts.password else f"{parts.username}@{host}"
-    path = "/".join("****" if len(seg) >= 20 else seg for seg in parts.path.split("/"))
-    return urlunsplit((parts.scheme, host, path, "", ""))
+    """The channel URL without its secrets, as apprise's own privacy form
+    (`url(privacy=True)`) gives it, less the query string, with a user name, token-like host
+    labels and, for generic webhooks, every path segment after the first masked too.
+
+    Never raises: whatever apprise or urllib make of the URL, the answer is a string
+    without the secret (at worst `scheme://****`).
+    """
+    try:
+        return _mask(url)
+    except Exception:
+        return f"{_scheme(url)}://****"
+
+
+def _scheme(url: str) -> str:
+    head = url.split("://", 1)[0] if "://" in url else ""
+    return head.lower() if head.isalnum() and len(head) <= 20 else "unknown"
+
+
+@contextmanager
+def _apprise_silent() -> Iterator[None]:
+    """apprise logs a URL it cannot parse whole, secrets and all: not while vetting one."""
+    logger = logging.getLogger("apprise")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _instantiate(url: str) -> Any:
+    with _apprise_silent():
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+
+
+def _mask(url: str) -> str:
+    scheme = _scheme(url)
+    plugin = _instantiate(url)
+    if plugin is None:
+        return f"{scheme}://****"
+    parts = urlsplit(plugin.url(privacy=True))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):  # an IPv6 address, kept as it is
+        netloc = hostport
+    else:
+        host, colon, port = hostport.partition(":")
+        netloc = ".".join("****" if _looks_secret(label) else label
+                          for label in host.split(".")) + colon + port
+    if userinfo:
+        user, has_password, _ = userinfo.partition(":")
+        # a user name beside a password is a name; alone it is often the token (ntfy)
+        user = user if has_password or "..." in user else "****"
+        netloc = f"{user}:****@{netloc}" if has_password else f"{user}@{netloc}"
+    segments = [seg for seg in parts.path.split("/") if seg]
+    if scheme in _WEBHOOKS:
+        segments = segments[:1] + ["****"] * (len(segments) > 1)
+        if segments and _looks_secret(segments[0]):
+            segments[0] = "****"
+    else:
+        segments = ["****" if "..." not in seg and _looks_secret(seg) else seg
+                    for seg in segments]
+    path = "/" + "/".join(segments) if segments else ""
+    return str(urlunsplit((scheme, netloc, path, "", "")))
+
+
+def channel_problem(url: str) -> str | None:
+    """Why apprise cannot use a channel URL, without the URL's secrets; None when it can.
+
+    A URL naming an environment variable that is not set is left to delivery time, where
+    the failure names the variable."""
+    expanded = expand_channel(url)
+    if "${" in expanded:
+        return None
+    try:
+        plugin = _instantiate(expanded)
+    except Exception:
+        plugin = None
+    if plugin is None:
+        return (f"not a notification URL apprise understands ({_scheme(url)}://…); see "
+                "apprise's list of services for its form")
+    return None
 
 
 def channel_labels(urls: Iterable[str]) -> dict[str, str]:
