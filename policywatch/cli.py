@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -65,7 +66,7 @@ class CliError(click.ClickException):
     exit_code = 2
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"policywatch: error: {self.format_message()}", err=True)
+        echo(f"policywatch: error: {self.format_message()}", err=True)
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -96,8 +97,23 @@ def _quiet_dask() -> None:
         logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
+# C0 and C1 control characters but tab and newline, and DEL: a feed's title or a page's
+# address may carry terminal escape codes (colours, cursor moves, window titles)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Text made safe for a terminal: control characters replaced by U+FFFD."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
+def echo(text: object = "", *, err: bool = False) -> None:
+    """click.echo of `printable(text)`: what the web supplied never drives the terminal."""
+    click.echo(printable(text), err=err)
+
+
 def _fail(exc: BaseException) -> None:
-    click.echo(f"policywatch: error: {exc}", err=True)
+    echo(f"policywatch: error: {exc}", err=True)
     sys.exit(exit_code_for(exc))
 
 
@@ -143,16 +159,16 @@ def main() -> None:
 def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     from tasks.store import query
 
-    click.echo(f"Run {summary.run_id}: {summary.status}")
-    click.echo(f"  new articles  {summary.articles_new}")
-    click.echo(f"  new comments  {summary.comments_new}")
-    click.echo(f"  new claims    {summary.claims_new}")
-    click.echo(f"  new stances   {summary.stances_new}")
-    click.echo(f"  alerts sent   {summary.alerts_sent}"
+    echo(f"Run {summary.run_id}: {summary.status}")
+    echo(f"  new articles  {summary.articles_new}")
+    echo(f"  new comments  {summary.comments_new}")
+    echo(f"  new claims    {summary.claims_new}")
+    echo(f"  new stances   {summary.stances_new}")
+    echo(f"  alerts sent   {summary.alerts_sent}"
                + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
-    click.echo(f"  failures      {len(summary.failures)}")
+    echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
-        click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
+        echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
     _, tracked = query(
         db, "SELECT DISTINCT ce.entity, c.speaker, c.cue, c.content, a.source "
             "FROM claims c JOIN claim_entities ce USING (claim_id) "
@@ -160,16 +176,16 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
             "ORDER BY 1, 5, 2",
         [summary.run_id])
     if summary.report_path:
-        click.echo(f"  briefing      {summary.report_path}")
+        echo(f"  briefing      {summary.report_path}")
     new = [r for r in tracked if r[0] in tracked_names]
-    click.echo("")
-    click.echo(f"New claims about tracked entities: {len(new)}")
+    echo("")
+    echo(f"New claims about tracked entities: {len(new)}")
     entity = None
     for name, speaker, cue, content, source in new:
         if name != entity:
-            click.echo(f"  {name}")
+            echo(f"  {name}")
             entity = name
-        click.echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
+        echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
                    f"{_clip(content, 110)}  [{source}]")
 
 
@@ -256,14 +272,14 @@ def demo(db: Path, verbose: bool) -> None:
 
     with tempfile.TemporaryDirectory() as folder, serve_demo_site() as (base, receiver):
         config_path = write_demo_config(base, Path(folder))
-        click.echo(f"Serving the demo site at {base}/ ; database {db}")
+        echo(f"Serving the demo site at {base}/ ; database {db}")
         target, tracked, summary = _run_flow(config_path, db, [f"json://{base[7:]}/hook"])
         _print_run(target, summary, tracked)
-        click.echo("")
-        click.echo(f"Alerts received by the demo webhook ({base}/hook): "
+        echo("")
+        echo(f"Alerts received by the demo webhook ({base}/hook): "
                    f"{len(receiver.messages)}")
         for message in receiver.messages[:50]:
-            click.echo(f"  - {_clip(str(message.get('title', '')), 120)}")
+            echo(f"  - {_clip(str(message.get('title', '')), 120)}")
 
 
 # -- sql -----------------------------------------------------------------------------------
@@ -408,7 +424,7 @@ def claims(entity: str, since: str, db: Path, fmt: str) -> None:
         stored = [r[0] for r in query(db, "SELECT DISTINCT entity FROM claim_entities")[1]]
         if entity not in stored:
             raise CliError(_unknown_entity(entity, stored))
-    click.echo(format_rows(columns, rows, fmt))
+    echo(format_rows(columns, rows, fmt))
 
 
 def _unknown_entity(entity: str, stored: Sequence[str]) -> str:
@@ -455,7 +471,7 @@ def sql(query_text: str, db: Path, fmt: str, out: Path | None) -> None:
         except OSError as exc:
             raise _cannot_write(out, exc) from None
     else:
-        click.echo(text)
+        echo(text)
 
 
 def _refuse_file_writes(query_text: str) -> None:
@@ -560,7 +576,7 @@ def serve(config_path: Path, verbose: bool) -> None:
     from schemas.config import load_config
 
     config = load_config(config_path)
-    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo)
+    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=echo)
 
 
 if __name__ == "__main__":

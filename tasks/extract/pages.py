@@ -50,21 +50,27 @@ class PageBatch:
     unchanged: int = 0
 
 
-def _host(url: str) -> str:
+def _site(url: str) -> tuple[str, int | None] | None:
+    """(host without `www.`, port unless a default one) of an address; None if unreadable.
+    http and https count as one site: a page fetched over http often names its https
+    address as canonical."""
     try:
-        host = (urlsplit(url).hostname or "").rstrip(".")
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
-        return ""
-    return host.removeprefix("www.")
+        return None
+    host = (parts.hostname or "").rstrip(".").removeprefix("www.")
+    return (host, None if port in (None, 80, 443) else port) if host else None
 
 
 def trusted_canonical(canonical: str | None, url: str) -> str | None:
-    """The page's canonical address if it is on the page's own host (`www.` aside), else
+    """The page's canonical address if it is on the page's own site (`www.` aside), else
     None: a page on host A may not claim to be host B's article (its id would be B's, and
     B's real article would later merge into A's row, A's claims with it)."""
     if not canonical:
         return None
-    return canonical if _host(canonical) == _host(url) else None
+    site = _site(url)
+    return canonical if site is not None and _site(canonical) == site else None
 
 
 def to_records(page: ParsedPage, fetch: FetchResult, source: str,
