@@ -81,7 +81,8 @@ def connect(path: Path | str, *, read_only: bool = False,
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
-                raise LoadError(f"{path}: cannot open database: {exc}") from exc
+                raise LoadError(f"{path}: cannot open database: {_open_problem(exc)}"
+                                ) from exc
             if time.monotonic() >= deadline:
                 raise DatabaseBusy(
                     f"{path}: the database is busy (another policywatch process is "
@@ -196,6 +197,17 @@ def fault_point(name: str) -> None:
     `kill -9` would. Inert otherwise."""
     if os.environ.get("POLICYWATCH_FAULT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _open_problem(exc: BaseException) -> str:
+    """Why a file would not open, in one line, with what to do when it is damaged."""
+    text = _first_line(exc)
+    low = text.lower()
+    if any(k in low for k in ("enough bytes", "corrupt", "checksum", "not a valid duckdb",
+                              "invalid")):
+        return f"{text}; the file is truncated or damaged: restore it from a backup, or " \
+               "give a new path"
+    return write_problem(exc)
 
 
 def _first_line(exc: BaseException) -> str:
