@@ -4,6 +4,7 @@ webhook receiver, all on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,11 +87,19 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     assert any(s and "analyst" in s for s in speakers)
     assert any("bypassing" in c and s and "official" in s.lower() for s, c in claims)
 
-    # alerts: one per new claim on a tracked entity, every one delivered once
+    # alerts: one per new claim on a tracked entity, every one delivered once: one by one
+    # up to alerts.max_per_article (10) per article, the rest in one message with the count
     sent = _one(db_path, "SELECT count(*) FROM alerts WHERE status = 'sent'")
     assert sent == first.alerts_sent > 0
     posts = [json.loads(r.data) for r, _ in httpserver.log if r.path == "/hook"]
-    assert len(posts) == sent
+    one_by_one = [p for p in posts if p["title"].startswith("New claim about")]
+    folded = [int(re.match(r"policywatch: (\d+) more new claims? not sent one by one",
+                           p["title"]).group(1))  # type: ignore[union-attr]
+              for p in posts if p not in one_by_one]
+    assert len(one_by_one) + sum(folded) == sent and len(folded) <= 1
+    urls = [re.search(r"^URL: (.+)$", p["message"], re.M).group(1)  # type: ignore[union-attr]
+            for p in one_by_one]
+    assert max(urls.count(u) for u in urls) <= 10
     assert any("Huawei" in p["title"] for p in posts)
 
     # the run's briefing page carries the finished run's figures, alerts included
@@ -126,7 +135,7 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     assert (second.articles_new, second.comments_new, second.claims_new,
             second.alerts_sent) == (0, 0, 0, 0)
     assert {t: _one(db_path, f"SELECT count(*) FROM {t}") for t in tables} == before
-    assert len([r for r, _ in httpserver.log if r.path == "/hook"]) == sent
+    assert len([r for r, _ in httpserver.log if r.path == "/hook"]) == len(posts)
     # nothing was downloaded again: pages and listings were revalidated (304) or, for
     # articles older than crawl.revisit_days, not requested at all
     second_log = query(db_path, "SELECT status, count(*) FROM fetch_log WHERE run_id = ? "
