@@ -350,6 +350,8 @@ def test_sql_reaches_nothing_but_the_database(database: Path, tmp_path: Path, sq
     result = CliRunner().invoke(main, ["sql", sql.format(out=out), "--db", str(database)])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("policywatch: error:") and result.output.count("\n") == 1
+    assert any(w in result.output for w in ("by configuration", "through configuration",
+                                            "has been locked"))
     assert not out.exists() and "root:" not in result.output
 
 
