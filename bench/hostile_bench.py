@@ -69,6 +69,8 @@ class Site:
         self.posts = 0
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        # a client hanging up on an endless or refused body is expected, not an error
+        self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self.port = int(self.server.server_address[1])
         self.base = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
