@@ -393,3 +393,33 @@ def test_a_truncated_database_is_one_line_naming_the_file(database: Path) -> Non
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert result.output.startswith(f"policywatch: error: {database}: ")
     assert "restore it from a backup" in result.output
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from tasks.store import load_batch, open_for_write
+from tests.tasks.test_load import _batch
+db = Path(sys.argv[1])
+with open_for_write(db):
+    pass
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))  # no file may grow: as a full disk
+load_batch(db, _batch("r1"))
+"""
+
+
+def test_a_write_the_disk_refuses_is_one_line_naming_the_cause(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "full.py"
+    script.write_text(_FULL_DISK)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "f.duckdb")],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    last = done.stderr.strip().splitlines()[-1]
+    assert "cannot rollback" not in done.stderr
+    assert last.startswith("schemas.errors.LoadError: ") and "File too large" in last
+    assert "the disk is full (or a file size limit was reached)" in last

@@ -252,8 +252,9 @@ def write_problem(exc: BaseException) -> str:
     """One line on why a write failed, with what to do for the usual causes."""
     text = _first_line(exc)
     low = text.lower()
-    if "no space left" in low or "disk full" in low or "enospc" in low:
-        return f"{text}; the disk is full: free space and run again (nothing was stored)"
+    if any(k in low for k in ("no space left", "disk full", "enospc", "file too large")):
+        return (f"{text}; the disk is full (or a file size limit was reached): free space "
+                "and run again (nothing was stored)")
     if "permission denied" in low or "read-only file system" in low:
         return f"{text}; check the database file's and folder's permissions"
     if "corrupt" in low or "checksum" in low or ("invalid" in low and "file" in low):
