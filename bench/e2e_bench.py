@@ -340,7 +340,9 @@ def main() -> int:
             f"database: bench.duckdb\nsources:\n  - name: bench\n"
             f"    sitemap: {base}/sitemap.xml\n    max_items: {args.pages}\n"
             f"crawl: {{per_host_concurrency: {args.concurrency}, "
-            f"user_agent_contact: bench@localhost}}\n{ENTITIES}{runner}", encoding="utf-8")
+            f"user_agent_contact: bench@localhost, "
+            f"allow_private_addresses: ['{base.split('://', 1)[1]}']}}\n{ENTITIES}{runner}",
+            encoding="utf-8")
         db = Path(tmp) / "bench.duckdb"
         cold = night(config, db, handler)
         self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

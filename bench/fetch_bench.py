@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,7 +66,9 @@ def main() -> int:
 
     site, origin = build_site(args.pages)
     server, base, counter = serve(site)
-    crawl = Crawl(per_host_concurrency=args.concurrency, user_agent_contact="bench@localhost")
+    # the bench site is on loopback, which the crawler refuses unless allowed (docs/security.md)
+    crawl = Crawl(per_host_concurrency=args.concurrency, user_agent_contact="bench@localhost",
+                  allow_private_addresses=[urlsplit(base).netloc])
     source = Source.model_validate({"name": "bench", "sitemap": f"{base}/sitemap.xml",
                                     "max_items": args.pages})
     size = sum(len(b) for b in site.values())

@@ -47,14 +47,17 @@ def analyse_night(articles: Sequence[Article], comments: Sequence[Comment], conf
     """Claims of the articles, stances of the comments, and rejects for what failed."""
     if not articles and not comments:  # a quiet night: not even a task run to pay for
         return [], [], []
-    if config.runner.kind == "dask":
-        return _on_dask(articles, comments, config)
-    from tasks.analyse import analyse_task
+    from tasks.analyse import analyse_task, cut_for_analysis
 
-    return analyse_task(unwalked(articles), unwalked(comments), config.entities,
-                        config.topics, n_process=cores(config),
-                        min_parallel=config.performance.min_batch,
-                        stance_encoder=config.performance.stance_encoder)
+    articles, cuts = cut_for_analysis(articles, config.performance.max_text_chars)
+    if config.runner.kind == "dask":
+        claims, stances, rejects = _on_dask(articles, comments, config)
+    else:
+        claims, stances, rejects = analyse_task(
+            unwalked(articles), unwalked(comments), config.entities, config.topics,
+            n_process=cores(config), min_parallel=config.performance.min_batch,
+            stance_encoder=config.performance.stance_encoder)
+    return claims, stances, [*cuts, *rejects]
 
 
 def dask_runner(config: Config) -> Any:

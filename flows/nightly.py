@@ -15,6 +15,7 @@ from schemas.config import Config, load_config
 from schemas.models import PageBatch, Reject, RunSummary
 from tasks.alerts import (
     apprise_log_to,
+    channel_problem,
     deliver_pending_task,
     emit_claim_events_task,
     fold_first_run,
@@ -52,7 +53,7 @@ def nightly(config_path: str, db_path: str | None = None,
     says: by default one digest per channel instead of an alert per claim. `only_source`
     and `budget` crawl one source with `budget` pages instead of its `max_items`.
     """
-    config = load_config(config_path)
+    config = load_config(config_path, channel_problem)
     if only_source is not None:
         config = config.model_copy(update={
             "sources": tuple(s for s in config.sources if s.name == only_source)})
@@ -119,7 +120,9 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
     progress.info("sending alerts")
     with apprise_log_to(reports / "alerts.log"):  # apprise's own lines: not the summary's
         sent, failed = deliver_pending_task(db, rules, max_attempts=config.alerts.max_attempts,
-                                            report_url=report.resolve().as_uri())
+                                            report_url=report.resolve().as_uri(),
+                                            max_per_article=config.alerts.max_per_article,
+                                            max_per_run=config.alerts.max_per_run)
         send_backlog_alerts_task(db, {s.name: s.max_items for s in config.sources},
                                  [*config.alerts.channels, *extra_channels])
         send_health_alerts_task(db, [s.name for s in config.sources],

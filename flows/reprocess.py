@@ -100,9 +100,14 @@ def _one_source(db_path: Path | str, config: Config, name: str, source: Source |
     stances: list[Stance] = []
     failed_extract: set[str] = set()
     if extract:  # imported here: parsing alone must not load the NLP models
-        from tasks.analyse import classify_comment_stances, extract_article_claims
+        from tasks.analyse import (
+            classify_comment_stances,
+            cut_for_analysis,
+            extract_article_claims,
+        )
 
-        claims, rejects = extract_article_claims(articles, config.entities)
+        readable, _ = cut_for_analysis(articles, config.performance.max_text_chars)
+        claims, rejects = extract_article_claims(readable, config.entities)
         stances, _ = classify_comment_stances(batch.comments, config.topics,
                                               config.performance.stance_encoder)
         failed_extract = {normalize_url(r.url) for r in rejects}

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -71,7 +72,7 @@ class CliError(click.ClickException):
     exit_code = 2
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"policywatch: error: {self.format_message()}", err=True)
+        echo(f"policywatch: error: {self.format_message()}", err=True)
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -102,8 +103,23 @@ def _quiet_dask() -> None:
         logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
+# C0 and C1 control characters but tab and newline, and DEL: a feed's title or a page's
+# address may carry terminal escape codes (colours, cursor moves, window titles)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Text made safe for a terminal: control characters replaced by U+FFFD."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
+def echo(text: object = "", *, err: bool = False) -> None:
+    """click.echo of `printable(text)`: what the web supplied never drives the terminal."""
+    click.echo(printable(text), err=err)
+
+
 def _fail(exc: BaseException) -> None:
-    click.echo(f"policywatch: error: {exc}", err=True)
+    echo(f"policywatch: error: {exc}", err=True)
     sys.exit(exit_code_for(exc))
 
 
@@ -154,11 +170,11 @@ def main() -> None:
 def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     from tasks.store import query
 
-    click.echo(f"Run {summary.run_id}: {summary.status}")
-    click.echo(f"  new articles  {summary.articles_new}")
-    click.echo(f"  new comments  {summary.comments_new}")
-    click.echo(f"  new claims    {summary.claims_new}")
-    click.echo(f"  new stances   {summary.stances_new}")
+    echo(f"Run {summary.run_id}: {summary.status}")
+    echo(f"  new articles  {summary.articles_new}")
+    echo(f"  new comments  {summary.comments_new}")
+    echo(f"  new claims    {summary.claims_new}")
+    echo(f"  new stances   {summary.stances_new}")
     _, modes = query(db, "SELECT mode, count(DISTINCT channel) FROM alerts WHERE run_id = ? "
                          "GROUP BY mode", [summary.run_id])
     folded = dict(modes)
@@ -169,17 +185,17 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
                 f"{'s' if digests != 1 else ''}: a first run; alerts.first_run)")
     elif folded.get("muted"):
         note = " (a first run: alerts recorded, not sent; alerts.first_run: none)"
-    click.echo(f"  alerts sent   {summary.alerts_sent}"
+    echo(f"  alerts sent   {summary.alerts_sent}"
                + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else "")
                + note)
     for night in summary.sources:  # what each source listed, and what waits (max_items)
         over = " (over max_items: raise it to fetch more a night)" \
             if night.deferred or night.expired else ""
-        click.echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
+        echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
                    f"fetched, {night.deferred} deferred, {night.expired} expired{over}")
-    click.echo(f"  failures      {len(summary.failures)}")
+    echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
-        click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
+        echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")
     _, rows = query(
         db, "SELECT ce.entity, c.claim_key, any_value(c.speaker ORDER BY c.speaker NULLS LAST), "
             "any_value(c.cue ORDER BY c.speaker NULLS LAST), min(c.content), "
@@ -189,17 +205,17 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
             "GROUP BY ALL ORDER BY 1, 6, 3 NULLS LAST, 5",
         [summary.run_id])
     if summary.report_path:
-        click.echo(f"  briefing      {summary.report_path}")
+        echo(f"  briefing      {summary.report_path}")
     new = [r for r in rows if r[0] in tracked_names]
-    click.echo("")
-    click.echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}")
+    echo("")
+    echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}")
     entity = None
     for name, _, speaker, cue, content, sources in new:
         if name != entity:
             count = sum(1 for r in new if r[0] == name)
-            click.echo(f"  {name}: {count} claim{'s' if count != 1 else ''}")
+            echo(f"  {name}: {count} claim{'s' if count != 1 else ''}")
             entity = name
-        click.echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
+        echo(f"    - {speaker or '(unattributed)'} {cue or ''}: "
                    f"{_clip(content, 110)}  [{sources}]")
 
 
@@ -241,9 +257,13 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
               wait_s: float = 60.0, **night: Any) -> Any:
     from schemas.config import load_config
 
-    # validate the config and the database before Prefect starts, so those errors are quick
+    # validate the config and the database before Prefect starts, so those errors are quick:
+    # the file first, then its channels (apprise and Prefect come with tasks.alerts)
     config = load_config(config_path)
-    from tasks.store import open_for_write, run_lock  # imports Prefect: after the config
+    from tasks.alerts import channel_problem
+    from tasks.store import open_for_write, run_lock
+
+    config = load_config(config_path, channel_problem)
     target = db or config.database
     with run_lock(target, wait_s=wait_s):
         with open_for_write(target, wait_s=wait_s):
@@ -328,18 +348,18 @@ def demo(db: Path, verbose: bool) -> None:
 
     with tempfile.TemporaryDirectory() as folder, serve_demo_site() as (base, receiver):
         config_path = write_demo_config(base, Path(folder))
-        click.echo(f"Serving the demo site at {base}/ ; database {db}")
+        echo(f"Serving the demo site at {base}/ ; database {db}")
         target, tracked, summary = _run_flow(config_path, db, [f"json://{base[7:]}/hook"])
         _print_run(target, summary, tracked)
-        click.echo("")
-        click.echo(f"Alerts received by the demo webhook ({base}/hook): "
+        echo("")
+        echo(f"Alerts received by the demo webhook ({base}/hook): "
                    f"{len(receiver.messages)}")
         for message in receiver.messages[:50]:
-            click.echo(f"  - {_clip(str(message.get('title', '')), 120)}")
+            echo(f"  - {_clip(str(message.get('title', '')), 120)}")
             if str(message.get("title", "")).startswith("policywatch digest:"):
                 # the first run's digest: what the channel was told, as it was told
                 for line in str(message.get("message", "")).splitlines():
-                    click.echo(f"      {_clip(line, 120)}" if line else "")
+                    echo(f"      {_clip(line, 120)}" if line else "")
 
 
 # -- sql -----------------------------------------------------------------------------------
@@ -487,7 +507,7 @@ def claims(entity: str, since: str, db: Path | None, config_path: Path | None,
         stored = [r[0] for r in query(db, "SELECT DISTINCT entity FROM claim_entities")[1]]
         if entity not in stored:
             raise CliError(_unknown_entity(entity, stored))
-    click.echo(format_rows(columns, rows, fmt))
+    echo(format_rows(columns, rows, fmt))
 
 
 def _database(db: Path | None, config_path: Path | None) -> Path:
@@ -543,7 +563,7 @@ def sql(query_text: str, db: Path | None, config_path: Path | None, fmt: str,
         return
     if out is not None:
         _check_out(out)
-    columns, rows = query(db, query_text)
+    columns, rows = query(db, query_text, locked=True)
     text = format_rows(columns, rows, fmt)
     if out is not None:
         try:
@@ -551,7 +571,7 @@ def sql(query_text: str, db: Path | None, config_path: Path | None, fmt: str,
         except OSError as exc:
             raise _cannot_write(out, exc) from None
     else:
-        click.echo(text)
+        echo(text)
 
 
 def _refuse_file_writes(query_text: str) -> None:
@@ -660,7 +680,7 @@ def serve(config_path: Path, port: int | None, verbose: bool) -> None:
     from schemas.config import load_config
 
     config = load_config(config_path)
-    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=click.echo,
+    serve_nightly(config_path.resolve(), config.schedule, config.timezone, echo=echo,
                   port=port)
 
 
@@ -681,6 +701,9 @@ def deploy(config_path: Path, pool: str, name: str | None) -> None:
     from schemas.config import load_config
 
     load_config(config_path, check_environment=False)  # a bad config: one line, no Prefect
+    from tasks.alerts import channel_problem
+
+    load_config(config_path, channel_problem, check_environment=False)
     if not os.environ.get("PREFECT_API_URL"):
         from policywatch.server import running_server
 
@@ -689,7 +712,7 @@ def deploy(config_path: Path, pool: str, name: str | None) -> None:
             os.environ["PREFECT_API_URL"] = api
     from policywatch.deploy import deploy_nightly
 
-    deploy_nightly(config_path, pool, name, echo=click.echo)
+    deploy_nightly(config_path, pool, name, echo=echo)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFERRED_PORT = 8765  # stable across demo runs when free, so page state carries over
 SITE_MTIME = 1_795_000_000  # Last-Modified of the bundled pages (2026-11-18), shifted too
@@ -218,6 +219,8 @@ def write_demo_config(base: str, folder: Path, today: date | None = None) -> Pat
     as the server serves them."""
     text = (demo_root() / "config.yaml").read_text(encoding="utf-8")
     path = folder / "policywatch-demo.yaml"
-    path.write_text(shift_dates(text.replace("{{BASE}}", base), site_shift(today)),
+    origin = urlsplit(base).netloc  # host:port, the one loopback address allowed
+    path.write_text(shift_dates(text.replace("{{BASE}}", base).replace("{{ORIGIN}}", origin),
+                                site_shift(today)),
                     encoding="utf-8")
     return path

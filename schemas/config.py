@@ -10,7 +10,7 @@ import functools
 import os
 import re
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from string import Template
 from typing import Annotated, Any, Literal
@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.addresses import parse_allow_entry
 from schemas.errors import ConfigError
 
 EntityKind = Literal["person", "org", "country", "policy", "product", "other"]
@@ -165,6 +166,10 @@ class Alerts(_Strict):
     max_attempts: int = Field(default=10, ge=1, le=100)  # tries in all, across runs
     rules: tuple[AlertRule, ...] = ()
     feeds_dir: Path | None = None  # Atom feeds per tracked entity; default: beside the database
+    # messages a channel gets per run: alerts about one article beyond `max_per_article`,
+    # and any beyond `max_per_run`, are folded into one extra message with the counts
+    max_per_article: int = Field(default=10, ge=1)
+    max_per_run: int = Field(default=100, ge=1)
 
     @field_validator("channels", "rules", mode="before")
     @classmethod
@@ -189,6 +194,27 @@ class Crawl(_Strict):
     revisit_days: float | None = Field(default=2, gt=0)
     # a source that has yielded no new article for this many days raises a health alert
     stale_after_days: float | None = Field(default=3, gt=0)
+    # loopback, private, link-local, CGNAT, multicast, ... addresses are refused (SSRF);
+    # true allows them all, or list hosts, host:port pairs and CIDR ranges (docs/security.md)
+    allow_private_addresses: bool | tuple[str, ...] = False
+    # feeds, sitemaps and robots.txt fetched per source and night
+    max_listing_fetches: int = Field(default=50, ge=1)
+    # addresses collected from a source's listings: this many times its max_items
+    max_listed_per_item: int = Field(default=10, ge=1)
+
+    @field_validator("allow_private_addresses", mode="before")
+    @classmethod
+    def _allow_entries(cls, value: Any) -> Any:
+        if value is None:
+            return False
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            for entry in value:
+                if not isinstance(entry, str):
+                    raise ValueError(f"{entry!r}: write each entry as a string")
+                parse_allow_entry(entry)
+        return value
 
 
 class Performance(_Strict):
@@ -200,6 +226,9 @@ class Performance(_Strict):
     # batches smaller than this stay in the flow process: starting workers costs ~1 s
     min_batch: int = Field(default=32, ge=1)
     stance_encoder: StanceEncoder = "minilm"
+    # characters of an article's body that claim extraction reads; the rest is cut, and the
+    # cut recorded as a reject (a 9 MB paragraph took minutes and gigabytes)
+    max_text_chars: int = Field(default=100_000, ge=1000)
 
 
 class Runner(_Strict):
@@ -432,16 +461,34 @@ def _unset_variables(url: str, environ: Mapping[str, str]) -> list[str]:
     return [name for name in Template(url).get_identifiers() if name not in environ]
 
 
-def _check_channel_variables(config: Config, data: Any, origin: str,
-                             environ: Mapping[str, str]) -> None:
-    """A ConfigError naming the first channel whose `${NAME}` is not set: found now, not
-    at the first alert, nights later."""
+ChannelCheck = Callable[[str], str | None]
+
+
+def _channel_places(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
     places: list[tuple[tuple[str | int, ...], str]] = [
         (("alerts", "channels", i), url) for i, url in enumerate(config.alerts.channels)]
     places += [(("alerts", "rules", r, "channels", i), url)
                for r, rule in enumerate(config.alerts.rules)
                for i, url in enumerate(rule.channels)]
-    for loc, url in places:
+    return places
+
+
+def _check_channels(config: Config, data: Any, origin: str, check: ChannelCheck) -> None:
+    """A `ConfigError` naming the key and line of the first channel `check` refuses; the
+    message is `check`'s, which must not repeat the URL's secrets."""
+    for loc, url in _channel_places(config):
+        problem = check(url)
+        if problem is not None:
+            line = _line_of(data, loc)
+            where = f" (line {line})" if line else ""
+            raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {problem}")
+
+
+def _check_channel_variables(config: Config, data: Any, origin: str,
+                             environ: Mapping[str, str]) -> None:
+    """A ConfigError naming the first channel whose `${NAME}` is not set: found now, not
+    at the first alert, nights later."""
+    for loc, url in _channel_places(config):
         missing = _unset_variables(url, environ)
         if missing:
             line = _line_of(data, loc)
@@ -453,11 +500,14 @@ def _check_channel_variables(config: Config, data: Any, origin: str,
 
 
 def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = None,
-                 environ: Mapping[str, str] | None = None) -> Config:
+                 environ: Mapping[str, str] | None = None,
+                 check_channel: ChannelCheck | None = None) -> Config:
     """Validate YAML text as a `Config`; relative paths resolve against `base_dir`.
 
     With `environ` (`load_config` passes `os.environ`), every `${NAME}` in a channel URL
-    must be set in it."""
+    must be set in it. `check_channel(url)` (tasks.alerts.channel_problem: apprise lives
+    there) then vets every alert channel: what it returns is a config error at the
+    channel's key and line."""
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except _DuplicateKey as exc:
@@ -491,6 +541,8 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
         raise ConfigError(f"{origin}: {_dotted(loc)}{where}: {message}{more}") from exc
     if environ is not None:
         _check_channel_variables(config, data, origin, environ)
+    if check_channel is not None:
+        _check_channels(config, data, origin, check_channel)
     if base_dir is not None and not config.database.is_absolute():
         config = config.model_copy(update={"database": base_dir / config.database})
     if base_dir is not None and config.reports_dir is not None \
@@ -503,7 +555,8 @@ def parse_config(text: str, *, origin: str = "config", base_dir: Path | None = N
     return config
 
 
-def load_config(path: Path | str, *, check_environment: bool = True) -> Config:
+def load_config(path: Path | str, check_channel: ChannelCheck | None = None, *,
+                check_environment: bool = True) -> Config:
     """Read and validate a config file; paths inside it are relative to the file.
 
     `check_environment=False` skips the check that channel URLs' `${NAME}`s are set (for
@@ -514,4 +567,5 @@ def load_config(path: Path | str, *, check_environment: bool = True) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
     return parse_config(text, origin=str(path), base_dir=path.resolve().parent,
-                        environ=os.environ if check_environment else None)
+                        environ=os.environ if check_environment else None,
+                        check_channel=check_channel)

@@ -13,8 +13,9 @@ from werkzeug import Request, Response
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
 from tasks.store import LoadBatch, load_batch, query
+from tests.local import LOCAL_SITE
 
-CRAWL = Crawl(obey_robots=False, window_days=3650)
+CRAWL = Crawl(allow_private_addresses=LOCAL_SITE, obey_robots=False, window_days=3650)
 BODY = "".join(f"<p>Paragraph {i} of a long enough article about export controls on chips, "
                f"with several sentences. Officials said the rules would tighten.</p>"
                for i in range(6))
@@ -142,7 +143,8 @@ def test_a_comment_page_that_failed_is_read_on_the_next_night(tmp_path: Path,
     httpserver.expect_request("/a.html", query_string="").respond_with_handler(article)
     source = Source(name="wp", urls=[httpserver.url_for("/a.html")])
     db = tmp_path / "c.duckdb"
-    crawl = Crawl(obey_robots=False, window_days=3650, retries=0)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE,
+                  obey_robots=False, window_days=3650, retries=0)
     for night, run in enumerate(("r1", "r2")):
         up["page2"] = night == 1
         batch = crawl_source(source, crawl, db, now=datetime(2026, 11, 29, tzinfo=UTC))

@@ -12,9 +12,10 @@ from pytest_httpserver import HTTPServer
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
 from tasks.store import LoadBatch, load_batch, query
+from tests.local import LOCAL_SITE
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
-CRAWL = Crawl(retries=0, obey_robots=False)
+CRAWL = Crawl(allow_private_addresses=LOCAL_SITE, retries=0, obey_robots=False)
 BAD_LINK = "http://[::1:bad/x"
 BODY = ("The commerce department said on Tuesday that it would tighten export rules for "
         "advanced chips sold to several countries, citing national security concerns. ") * 3

@@ -24,9 +24,10 @@ from schemas.ids import article_id_for, normalize_url
 from schemas.models import PageBatch
 from tasks.crawl import crawl_source
 from tasks.store import LoadBatch, LoadCounts, load_batch, query
+from tests.local import LOCAL_SITE
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
-CRAWL = Crawl(retries=0, per_host_concurrency=4)
+CRAWL = Crawl(allow_private_addresses=LOCAL_SITE, retries=0, per_host_concurrency=4)
 
 PARAS = [
     "The commerce department said on Tuesday that it would tighten export rules for advanced "

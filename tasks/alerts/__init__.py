@@ -11,6 +11,7 @@ from __future__ import annotations
 from tasks.alerts.delivery import (
     SUMMARY_TOP,
     apprise_log_to,
+    channel_problem,
     deliver_pending,
     deliver_pending_task,
     emit_claim_events_task,
@@ -28,6 +29,7 @@ from tasks.alerts.rules import plan_alerts, plan_alerts_task
 __all__ = [
     "SUMMARY_TOP",
     "apprise_log_to",
+    "channel_problem",
     "deliver_pending",
     "deliver_pending_task",
     "emit_claim_events_task",

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from prefect import task
@@ -46,16 +47,103 @@ def expand_channel(url: str) -> str:
     return Template(url).safe_substitute(os.environ)
 
 
+# generic webhooks: apprise does not know which part of their path is a secret
+_WEBHOOKS = {"json", "jsons", "form", "forms", "xml", "xmls"}
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-.~]{8,}")
+
+
+def _looks_secret(part: str) -> bool:
+    """A path segment or host label that may be a token: long, or letters and digits."""
+    if len(part) >= 20:
+        return True
+    return bool(_TOKENISH.fullmatch(part)) and any(c.isdigit() for c in part) \
+        and any(c.isalpha() for c in part)
+
+
 def mask_channel(url: str) -> str:
-    """The channel URL without its password, query string or any token in the path."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username:
-        host = f"{parts.username}:****@{host}" if parts.password else f"{parts.username}@{host}"
-    path = "/".join("****" if len(seg) >= 20 else seg for seg in parts.path.split("/"))
-    return urlunsplit((parts.scheme, host, path, "", ""))
+    """The channel URL without its secrets, as apprise's own privacy form
+    (`url(privacy=True)`) gives it, less the query string, with a user name, token-like host
+    labels and, for generic webhooks, every path segment after the first masked too.
+
+    Never raises: whatever apprise or urllib make of the URL, the answer is a string
+    without the secret (at worst `scheme://****`).
+    """
+    try:
+        return _mask(url)
+    except Exception:
+        return f"{_scheme(url)}://****"
+
+
+def _scheme(url: str) -> str:
+    head = url.split("://", 1)[0] if "://" in url else ""
+    return head.lower() if head.isalnum() and len(head) <= 20 else "unknown"
+
+
+@contextmanager
+def _apprise_silent() -> Iterator[None]:
+    """apprise logs a URL it cannot parse whole, secrets and all: not while vetting one."""
+    logger = logging.getLogger("apprise")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _instantiate(url: str) -> Any:
+    import apprise  # deferred: a config error or --help stays quick
+
+    with _apprise_silent():
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+
+
+def _mask(url: str) -> str:
+    scheme = _scheme(url)
+    plugin = _instantiate(url)
+    if plugin is None:
+        return f"{scheme}://****"
+    parts = urlsplit(plugin.url(privacy=True))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):  # an IPv6 address, kept as it is
+        netloc = hostport
+    else:
+        host, colon, port = hostport.partition(":")
+        netloc = ".".join("****" if _looks_secret(label) else label
+                          for label in host.split(".")) + colon + port
+    if userinfo:
+        user, has_password, _ = userinfo.partition(":")
+        # a user name beside a password is a name; alone it is often the token (ntfy)
+        user = user if has_password or "..." in user else "****"
+        netloc = f"{user}:****@{netloc}" if has_password else f"{user}@{netloc}"
+    segments = [seg for seg in parts.path.split("/") if seg]
+    if scheme in _WEBHOOKS:
+        segments = segments[:1] + ["****"] * (len(segments) > 1)
+        if segments and _looks_secret(segments[0]):
+            segments[0] = "****"
+    else:
+        segments = ["****" if "..." not in seg and _looks_secret(seg) else seg
+                    for seg in segments]
+    path = "/" + "/".join(segments) if segments else ""
+    return str(urlunsplit((scheme, netloc, path, "", "")))
+
+
+def channel_problem(url: str) -> str | None:
+    """Why apprise cannot use a channel URL, without the URL's secrets; None when it can.
+
+    A URL naming an environment variable that is not set is left to delivery time, where
+    the failure names the variable."""
+    expanded = expand_channel(url)
+    if "${" in expanded:
+        return None
+    try:
+        plugin = _instantiate(expanded)
+    except Exception:
+        plugin = None
+    if plugin is None:
+        return (f"not a notification URL apprise understands ({_scheme(url)}://…); see "
+                "apprise's list of services for its form")
+    return None
 
 
 def channel_labels(urls: Iterable[str]) -> dict[str, str]:
@@ -192,6 +280,27 @@ def apprise_log_to(path: Path | str) -> Iterator[Path]:
         handler.close()
 
 
+def format_overflow(alerts: Sequence[AlertMessage], max_per_article: int,
+                    max_per_run: int) -> tuple[str, str]:
+    """One message for a channel's alerts past the caps: counts per entity and article."""
+    title = (f"policywatch: {len(alerts)} more new claim{'s' if len(alerts) != 1 else ''} "
+             "not sent one by one")
+    lines = [f"Alerts are sent one by one up to {max_per_article} per article and "
+             f"{max_per_run} per run (alerts.max_per_article, alerts.max_per_run).", ""]
+    lines.append("By entity:")
+    for entity in sorted({a.entity for a in alerts}):
+        lines.append(f"  {entity}: {sum(a.entity == entity for a in alerts)}")
+    lines.append("By article:")
+    articles: dict[str, int] = {}
+    for alert in alerts:
+        articles[alert.url] = articles.get(alert.url, 0) + 1
+    for url, count in sorted(articles.items(), key=lambda kv: -kv[1])[:20]:
+        lines.append(f"  {count}  {url}")
+    if len(articles) > 20:
+        lines.append(f"  ... and {len(articles) - 20} more articles")
+    return title, "\n".join(lines)
+
+
 def _with_idempotency_key(url: str, alert_id: str) -> str:
     """JSON and form webhooks get the alert id as a header, so receivers can drop repeats."""
     if urlsplit(url).scheme.lower() not in {"json", "jsons", "form", "forms", "xml", "xmls"}:
@@ -232,14 +341,17 @@ def send_message(channel_url: str, title: str, body: str, *, key: str) -> str | 
 def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_attempts: int = 10,
                     tries_per_run: int = 3, backoff_s: float = 0.5,
                     report_url: str | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> tuple[int, int]:
+                    sleep: Callable[[float], None] = time.sleep,
+                    max_per_article: int = 10, max_per_run: int = 100) -> tuple[int, int]:
     """Send every alert waiting in the outbox; (sent, failed) deliveries this run.
 
     Each delivery is marked in flight, tried up to `tries_per_run` times with backoff, and
     its outcome written straight after; a failed alert is offered again on later runs until
-    tried `max_attempts` times. Immediate rules send a message per alert; digest rules one
-    message per channel with all of the run's alerts; alerts folded by `fold_first_run`
-    one summary per channel (`format_summary`).
+    tried `max_attempts` times. Immediate rules send a message per alert, at most
+    `max_per_article` per article and `max_per_run` per channel (alerts.max_per_article,
+    alerts.max_per_run); the rest go out as one extra message per channel with their
+    counts. Digest rules send one message per channel with all of the run's alerts; alerts
+    folded by `fold_first_run` one summary per channel (`format_summary`).
     """
     settle_interrupted_deliveries(db_path)
     channels = {label: url for url, label in rule_channel_labels(rules).items()}
@@ -255,15 +367,32 @@ def deliver_pending(db_path: Path | str, rules: Sequence[AlertRule], *, max_atte
     deliveries: list[tuple[list[AlertMessage], str, str, str]] = []
     digests: dict[str, list[AlertMessage]] = {}
     summaries: dict[str, list[AlertMessage]] = {}
+    folded: dict[str, list[AlertMessage]] = {}
+    per_channel: dict[str, int] = {}
+    per_article: dict[tuple[str, str], int] = {}
     for alert in ready:
         if alert.mode == "summary":
             summaries.setdefault(alert.channel, []).append(alert)
         elif alert.mode == "digest":
             digests.setdefault(alert.channel, []).append(alert)
         elif alert.mode == "immediate":
+            # one page with 500 claims must not become 500 posts: past the caps, the
+            # channel's alerts go out as one message with the counts
+            article = (alert.channel, alert.url)
+            if per_channel.get(alert.channel, 0) >= max_per_run \
+                    or per_article.get(article, 0) >= max_per_article:
+                folded.setdefault(alert.channel, []).append(alert)
+                continue
+            per_channel[alert.channel] = per_channel.get(alert.channel, 0) + 1
+            per_article[article] = per_article.get(article, 0) + 1
             deliveries.append(([alert], alert.channel, *format_alert(alert)))
     for channel, group in summaries.items():
         deliveries.append((group, channel, *format_summary(group, report_url)))
+    for channel, group in folded.items():
+        title, body = format_overflow(group, max_per_article, max_per_run)
+        if report_url:
+            body += f"\n\nBriefing page: {report_url}"
+        deliveries.append((group, channel, title, body))
     for channel, group in digests.items():
         title, body = format_digest(group)
         if report_url:

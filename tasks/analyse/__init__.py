@@ -9,6 +9,7 @@ from tasks.analyse.pool import (
     chunked,
     classify_comment_stances,
     classify_stances_task,
+    cut_for_analysis,
     extract_article_claims,
     extract_claims_task,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "chunked",
     "classify_comment_stances",
     "classify_stances_task",
+    "cut_for_analysis",
     "extract_article_claims",
     "extract_claims_task",
 ]

@@ -45,6 +45,29 @@ MIN_PARALLEL = 32  # below this, starting workers (~1 s: fork + model load) does
 log = logging.getLogger(__name__)
 
 
+def cut_for_analysis(articles: Sequence[Article], max_chars: int
+                     ) -> tuple[list[Article], list[Reject]]:
+    """The articles with each body cut to `max_chars` for claim extraction, and a reject
+    naming each cut (performance.max_text_chars).
+
+    Claim extraction costs time and memory with the length of a text (a 9 MB paragraph:
+    ~36 s and ~3 GB per million characters), so what it reads per article is bounded; the
+    stored body is not cut.
+    """
+    out: list[Article] = []
+    rejects: list[Reject] = []
+    for article in articles:
+        if len(article.body) <= max_chars:
+            out.append(article)
+            continue
+        out.append(article.model_copy(update={"body": article.body[:max_chars]}))
+        rejects.append(Reject(
+            url=article.url, source=article.source, stage="extract",
+            reason=f"claims: text cut at {max_chars} of {len(article.body)} characters "
+                   "(performance.max_text_chars)"))
+    return out, rejects
+
+
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     """`items` cut into consecutive lists of at most `size`."""
     return [list(items[i : i + size]) for i in range(0, len(items), max(1, size))]

@@ -41,6 +41,9 @@ ROWS = PERMUTATIONS // BANDS
 THRESHOLD = 0.8
 TITLE_OVERLAP = 0.6
 MIN_SHINGLES = 30
+# characters of a body the signature reads: its cost is shingles x permutations x 8 bytes
+# (a 9 MB body took 1.4 GB), and the first 100,000 characters tell two copies apart
+SIGNATURE_CHARS = 100_000
 
 _PRIME = np.uint64((1 << 61) - 1)
 _MASK = np.uint64((1 << 32) - 1)
@@ -63,7 +66,7 @@ def shingles(text: str, size: int = SHINGLE_WORDS) -> set[str]:
 
 def signature(text: str) -> bytes | None:
     """The MinHash signature of a body (PERMUTATIONS x uint32), None when it is too short."""
-    found = shingles(text)
+    found = shingles(text[:SIGNATURE_CHARS])
     if len(found) < MIN_SHINGLES:
         return None
     hashed = np.fromiter((zlib.crc32(s.encode("utf-8")) for s in found), dtype=np.uint64,

@@ -33,9 +33,6 @@ from tasks.crawl.fetch import FEED_TYPES, fetch_many
 _FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
                "application/rdf+xml"}
 MAX_SITEMAPS = 50
-# listed items kept per source and night, as a multiple of max_items: the rest of a huge
-# listing waits for a later night (tasks.crawl.budget), and the work stays bounded
-COLLECT_FACTOR = 10
 _SITEMAP_ROOTS = {"urlset", "sitemapindex"}
 
 
@@ -135,23 +132,32 @@ def looks_like_feed(content: bytes) -> bool:
     return b"<rss" in head or b"<feed" in head or b"<rdf:rdf" in head
 
 
+SITEMAP_MAX_BYTES = 10_000_000  # unpacked, when no crawl settings say otherwise
+
+
 def _gunzip(content: bytes, limit: int) -> bytes:
-    """A gzipped sitemap (sitemap.xml.gz) unpacked, at most `limit` bytes of it."""
+    """A gzipped sitemap (sitemap.xml.gz) unpacked; `NotAListing` past `limit` bytes."""
     if not content.startswith(b"\x1f\x8b"):
         return content
+    inflater = zlib.decompressobj(wbits=31)
     try:
-        return zlib.decompressobj(wbits=31).decompress(content, limit)
+        out = inflater.decompress(content, limit + 1)
     except zlib.error:
         return content
+    if len(out) > limit:
+        raise NotAListing(f"too large: over {limit} bytes unpacked (crawl.max_bytes)")
+    return out
 
 
-def parse_sitemap(content: bytes, base_url: str) -> tuple[list[Discovered], list[str]]:
+def parse_sitemap(content: bytes, base_url: str, *, max_bytes: int = SITEMAP_MAX_BYTES,
+                  limit: int | None = None) -> tuple[list[Discovered], list[str]]:
     """(pages, child sitemaps) of a sitemap or sitemap index, news:publication_date first.
 
     Raises `NotAListing` when the content is not a `<urlset>` or `<sitemapindex>` (junk
-    bytes, an HTML page); an empty one is fine.
+    bytes, an HTML page), or unpacks to more than `max_bytes`; an empty one is fine. At
+    most `limit` pages and children are read.
     """
-    content = _gunzip(content, 50_000_000)  # the sitemaps protocol caps a file at 50 MB
+    content = _gunzip(content, max_bytes)
     # blank lines or a BOM before `<?xml` (common in generated sitemaps) are not fatal
     content = content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
     if not content:
@@ -177,6 +183,8 @@ def parse_sitemap(content: bytes, base_url: str) -> tuple[list[Discovered], list
                     and etree.QName(c).localname == "loc" and c.text), None)
         if not loc:
             continue
+        if limit is not None and len(pages) + len(children) >= limit:
+            break
         loc = _resolve(base_url, loc)
         if tag == "sitemap":
             children.append(loc)
@@ -215,6 +223,10 @@ def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
     if problem is not None:  # fetching it would raise: a reject, not a request
         _reject(out, url, source, problem)
         return None
+    if len(out.fetches) >= crawl.max_listing_fetches:
+        _reject(out, url, source, f"not fetched: over {crawl.max_listing_fetches} feeds and "
+                                  "sitemaps for this source tonight (crawl.max_listing_fetches)")
+        return None
     before = known.get(url)
     request = FetchRequest(url=url, source=source.name,
                            etag=before.etag if before else None,
@@ -231,12 +243,13 @@ def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
     return result.content
 
 
-def _robots_sitemaps(homepage: str, source: Source, crawl: Crawl) -> list[str]:
+def _robots_sitemaps(homepage: str, source: Source, crawl: Crawl, out: Discovery) -> list[str]:
     """`Sitemap:` lines of the homepage origin's robots.txt (a fallback, so no reject)."""
     parts = urlsplit(homepage)
     url = f"{parts.scheme}://{parts.netloc}/robots.txt"
     result = fetch_many([FetchRequest(url=url, source=source.name)],
                         crawl.model_copy(update={"obey_robots": False}), accept=FEED_TYPES)[0]
+    out.fetches.append(result)
     if not result.ok or result.content is None:
         return []
     robots = Protego.parse(result.content.decode("utf-8", errors="replace"))
@@ -264,10 +277,13 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
             feeds.extend([next((u for u in named if url_problem(u) is None), named[0])]
                          if named else [])
             if not feeds and not pending:  # no feed named: the sitemaps robots.txt names
-                pending.extend(_robots_sitemaps(str(source.homepage), source, crawl))
+                pending.extend(_robots_sitemaps(str(source.homepage), source, crawl, out))
             if not feeds and not pending:
                 _reject(out, str(source.homepage), source,
                         "homepage names no feed and robots.txt no sitemap")
+    # what one source's listings may name: a multiple of what is kept, so a hostile
+    # sitemap of millions of addresses costs neither memory nor time
+    cap = source.max_items * crawl.max_listed_per_item + len(source.urls)
     for feed_url in feeds:
         content = _fetch_listing(feed_url, source, crawl, out, known)
         if content is None:
@@ -277,7 +293,7 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
         except NotAListing as exc:
             _reject(out, feed_url, source, str(exc))
     seen_maps: set[str] = set()
-    while pending and len(seen_maps) < MAX_SITEMAPS:
+    while pending and len(seen_maps) < MAX_SITEMAPS and len(found) < cap:
         map_url = pending.pop(0)
         if map_url in seen_maps:
             continue
@@ -285,21 +301,28 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
         content = _fetch_listing(map_url, source, crawl, out, known)
         if content is None:
             continue
-        content = _gunzip(content, 50_000_000)
         try:
+            content = _gunzip(content, crawl.max_bytes)
             if looks_like_feed(content):  # some sites point "sitemap" at their RSS feed
                 found.extend(parse_feed(content, map_url))
                 continue
-            pages, children = parse_sitemap(content, map_url)
+            pages, children = parse_sitemap(content, map_url, max_bytes=crawl.max_bytes,
+                                            limit=cap - len(found) + 1)
         except NotAListing as exc:
             _reject(out, map_url, source, str(exc))
             continue
+        del content
         found.extend(pages)
-        pending.extend(children)
+        pending.extend(children[:MAX_SITEMAPS])
+    if len(found) > cap or (pending and len(found) >= cap):
+        _reject(out, str(source.sitemap or source.feed or source.homepage or ""), source,
+                f"listings cut: over {cap} addresses ({crawl.max_listed_per_item} x "
+                "max_items, crawl.max_listed_per_item); the rest is not read tonight")
+        found = found[:cap]
     found = _fetchable(found, source, out)
-    # the night's budget is spent by tasks.crawl.budget: here only a bound on the work
-    out.items = select_items(found, now, timedelta(days=crawl.window_days),
-                             source.max_items * COLLECT_FACTOR + len(source.urls))
+    # the night's budget (max_items) is spent by tasks.crawl.budget: here only the bound on
+    # the work, and what is over it waits for a later night
+    out.items = select_items(found, now, timedelta(days=crawl.window_days), cap)
     return out
 
 

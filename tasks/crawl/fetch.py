@@ -8,15 +8,30 @@ Every page has a whole-page deadline, retries included. httpx only bounds each s
 so a server that trickles a byte a second would never time out; the client's network
 backend is wrapped so that every socket read and write waits at most until the deadline of
 the page the calling thread is fetching (`_DeadlineBackend`).
+
+The same backend decides where the crawler may connect (`_DeadlineBackend.connect_tcp`): it
+resolves the host itself, checks every address against `schemas.addresses.AddressPolicy`
+(no loopback, private, link-local, CGNAT, multicast, ... unless
+`crawl.allow_private_addresses` opts in) and connects to the very address it checked. Every
+connection httpx opens goes through it, so every redirect hop, robots.txt, feed, sitemap and
+comment page is covered, and DNS rebinding cannot slip another address in between the
+check and the connect (docs/security.md).
+
+Bodies are decoded here, not by httpx: httpx inflates a whole network chunk at once, so a
+16 KB body sent as `Content-Encoding: gzip, gzip` became gigabytes before the size cap saw
+it. `_BoundedDecoder` inflates every layer with zlib's `max_length`, against `max_bytes`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import random
+import socket
 import ssl
 import threading
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +44,7 @@ import httpcore
 import httpx
 from protego import Protego
 
+from schemas.addresses import AddressPolicy
 from schemas.config import Crawl
 from schemas.errors import FetchError, PermanentFetchError, TransientFetchError
 from schemas.models import FetchRequest, FetchResult
@@ -102,49 +118,99 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
 
+class AddressRefused(Exception):
+    """The host resolves only to addresses the crawl may not connect to."""
+
+
+def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a host name or literal (`2130706433`, `0x7f.1`, `::1`) stands for."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for *_, sockaddr in found:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses
+
+
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+    """httpcore's backend with the page deadline on every socket operation, and connections
+    only to the addresses `policy` allows: the host is resolved here and the checked
+    address itself is connected to."""
+
+    def __init__(self, backend: httpcore.NetworkBackend,
+                 policy: AddressPolicy | None = None) -> None:
         self._backend = backend
+        self._policy = policy or AddressPolicy()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._backend.connect_tcp(
-            host, port, _remaining(timeout), local_address, socket_options))
+        refusals: list[str] = []
+        allowed = []
+        for ip in _resolve(host, port):
+            refusal = self._policy.refusal(host, ip, port)
+            if refusal is None:
+                allowed.append(ip)
+            else:
+                refusals.append(refusal)
+        if not allowed:
+            raise AddressRefused(refusals[0] if refusals else f"refused: {host} has no address")
+        error: Exception | None = None
+        for ip in allowed:  # as socket.create_connection would, but only checked addresses
+            try:
+                return _DeadlineStream(self._backend.connect_tcp(
+                    str(ip), port, _remaining(timeout), local_address, socket_options))
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[Any] | None = None
                             ) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._backend.connect_unix_socket(
-            path, _remaining(timeout), socket_options))
+        raise AddressRefused("refused: the crawler does not connect to unix sockets")
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
 
 
-def _deadline_transport() -> httpx.HTTPTransport:
+def _deadline_transport(policy: AddressPolicy) -> httpx.HTTPTransport:
     """httpx's own transport with its network backend wrapped by `_DeadlineBackend`.
 
-    httpx offers no public hook for the backend, so the pool's attribute is replaced; if a
-    future httpx renames it, fetching still works and the deadline falls back to the checks
-    between chunks in `_fetch_once`.
+    httpx offers no public hook for the backend, so the pool's attribute is replaced. The
+    address check depends on it, so if a future httpx renames the attribute this fails
+    loudly rather than fetch unchecked.
     """
     transport = httpx.HTTPTransport(retries=1)  # one quiet retry of a failed connect
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
-    if isinstance(backend, httpcore.NetworkBackend):
-        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    if not isinstance(backend, httpcore.NetworkBackend):
+        raise RuntimeError("httpx's transport has no network backend to wrap; the address "
+                           "check cannot be installed")
+    pool._network_backend = _DeadlineBackend(backend, policy)  # type: ignore[union-attr]
     return transport
 
 
 def make_client(*, contact: str | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-                transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """The one place an HTTP client is made: explicit timeout, honest User-Agent."""
+                transport: httpx.BaseTransport | None = None,
+                allow_private: bool | Sequence[str] = False) -> httpx.Client:
+    """The one place an HTTP client is made: explicit timeout, honest User-Agent, and only
+    public addresses unless `allow_private` (crawl.allow_private_addresses) opts in.
+
+    Proxies from the environment are not used (`trust_env=False`): httpx would open their
+    connections through transports of its own, without the address check.
+    """
     return httpx.Client(
         timeout=timeout,
         headers={"User-Agent": user_agent(contact), "Accept-Encoding": "gzip, deflate"},
         follow_redirects=False,  # followed hop by hop in _fetch_once
-        transport=transport if transport is not None else _deadline_transport(),
+        trust_env=False,
+        transport=transport if transport is not None else _deadline_transport(
+            AddressPolicy.from_setting(allow_private)),
     )
 
 
@@ -207,6 +273,10 @@ def _fetch_once(client: httpx.Client, request: FetchRequest, *, accept: Sequence
                                       max_bytes=max_bytes, deadline=deadline, passed=passed,
                                       started=started, fetched_at=fetched_at)
         raise PermanentFetchError(f"too many redirects (over {MAX_REDIRECTS})")
+    except AddressRefused as exc:
+        reason = str(exc)
+        raise PermanentFetchError(reason if url == request.url
+                                  else f"redirected to {url}: {reason}") from exc
     except httpx.TooManyRedirects as exc:
         raise PermanentFetchError(f"too many redirects (over {MAX_REDIRECTS})") from exc
     except httpx.TimeoutException as exc:
@@ -219,6 +289,8 @@ def _fetch_once(client: httpx.Client, request: FetchRequest, *, accept: Sequence
         raise TransientFetchError(f"connection failed: {exc or type(exc).__name__}") from exc
     except httpx.InvalidURL as exc:
         raise PermanentFetchError(f"invalid URL: {exc}") from exc
+    except httpx.DecodingError as exc:
+        raise PermanentFetchError(f"cannot decode the body: {exc}") from exc
 
 
 def _read_response(response: httpx.Response, request: FetchRequest, *, accept: Sequence[str],
@@ -249,17 +321,21 @@ def _read_response(response: httpx.Response, request: FetchRequest, *, accept: S
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PermanentFetchError(f"too large: {declared} bytes > {max_bytes}",
                                   status=status)
+    try:
+        decoder = _BoundedDecoder(response.headers.get("Content-Encoding", ""), max_bytes)
+    except _TooLarge as exc:
+        raise PermanentFetchError(str(exc), status=status) from exc
     chunks: list[bytes] = []
-    size = 0
-    # decoded bytes are counted, so a gzip bomb stops at the cap too
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PermanentFetchError(f"too large: over {max_bytes} bytes",
-                                      status=status)
-        if time.monotonic() > deadline:
-            raise _DeadlinePassed(passed, status=status)
-        chunks.append(chunk)
+    # decoded bytes are counted, every layer inflated at most to the cap, so a gzip bomb
+    # (stacked encodings too) stops at the cap without ever being inflated whole
+    try:
+        for raw in response.iter_raw():
+            if time.monotonic() > deadline:
+                raise _DeadlinePassed(passed, status=status)
+            chunks.append(decoder.feed(raw))
+        chunks.append(decoder.flush())
+    except _TooLarge as exc:
+        raise PermanentFetchError(str(exc), status=status) from exc
     return FetchResult(
         url=request.url, source=request.source, final_url=str(response.url),
         status=status, ok=True, content=b"".join(chunks), content_type=media_type,
@@ -268,6 +344,69 @@ def _read_response(response: httpx.Response, request: FetchRequest, *, accept: S
         bytes=response.num_bytes_downloaded,
         duration_ms=int((time.monotonic() - started) * 1000), fetched_at=fetched_at,
     )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+MAX_ENCODINGS = 3  # Content-Encoding layers decoded; more is refused
+
+
+class _Inflater:
+    """One gzip or deflate layer, never producing more than it is asked for."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._obj = zlib.decompressobj(wbits=31 if kind == "gzip" else 15)
+        self._started = False
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        if self._kind == "deflate" and not self._started and data:
+            self._started = True
+            # "deflate" is zlib-wrapped by the standard, raw by some servers: as httpx
+            if (data[0] & 0x0F) != 8:
+                self._obj = zlib.decompressobj(wbits=-15)
+        try:
+            out = self._obj.decompress(data, limit + 1)
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"{self._kind} data cannot be decoded: {exc}") from exc
+        if len(out) > limit or self._obj.unconsumed_tail:
+            raise _TooLarge("over the limit")
+        return out
+
+
+class _BoundedDecoder:
+    """Content-Encoding layers undone incrementally, with at most `max_bytes` out of each."""
+
+    def __init__(self, header: str, max_bytes: int) -> None:
+        names = [n.strip().lower() for n in header.split(",")]
+        names = ["gzip" if n == "x-gzip" else n for n in names if n and n != "identity"]
+        for name in names:
+            if name not in ("gzip", "deflate"):
+                raise _TooLarge(f"unsupported Content-Encoding {name!r}")
+        if len(names) > MAX_ENCODINGS:
+            raise _TooLarge(f"too many Content-Encoding layers ({len(names)})")
+        self._layers = [_Inflater(n) for n in reversed(names)]  # the last applied first
+        self._max = max_bytes
+        self._out = 0
+
+    def feed(self, data: bytes) -> bytes:
+        for i, layer in enumerate(self._layers):
+            last = i == len(self._layers) - 1
+            # an inner layer is compressed data, so at most about as large as the page
+            limit = self._max - self._out if last else self._max + self._max // 100 + 65_536
+            try:
+                data = layer.feed(data, limit)
+            except _TooLarge:
+                raise _TooLarge(f"too large: over {self._max} bytes decoded") from None
+        self._out += len(data)
+        if self._out > self._max:
+            raise _TooLarge(f"too large: over {self._max} bytes")
+        return data
+
+    def flush(self) -> bytes:
+        return self.feed(b"") if self._layers else b""
 
 
 def backoff_delay(attempt: int, base_s: float) -> float:
@@ -383,6 +522,8 @@ class HostGate:
             return None  # RFC 9309: 4xx means no robots.txt, everything allowed
         if result.error and result.error.startswith(("unexpected content type", "too large")):
             return None  # answered, but not a robots.txt we can read: everything allowed
+        if result.error and result.error.startswith("refused:"):
+            return _Unavailable(result.error)  # the host's address is refused: say so
         return _Unavailable(f"robots.txt unavailable ({result.error}): not fetched")
 
     def refusal(self, url: str) -> str | None:
@@ -465,7 +606,8 @@ def fetch_many(requests: Sequence[FetchRequest], crawl: Crawl, *,
     own_client = client is None
     http = client or make_client(
         contact=crawl.user_agent_contact,
-        timeout=httpx.Timeout(crawl.timeout_s, connect=min(10.0, crawl.timeout_s)))
+        timeout=httpx.Timeout(crawl.timeout_s, connect=min(10.0, crawl.timeout_s)),
+        allow_private=crawl.allow_private_addresses)
     gate = HostGate(http, crawl)
 
     def one(request: FetchRequest) -> FetchResult:

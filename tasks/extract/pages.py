@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from schemas.config import CommentSelectors, Source
 from schemas.errors import ParseError
@@ -39,13 +40,37 @@ MIN_PARALLEL = 64  # pages; below this a pool's start-up (~50 ms per worker) doe
 _POOL_SLOT = threading.Lock()
 
 
+def _site(url: str) -> tuple[str, int | None] | None:
+    """(host without `www.`, port unless a default one) of an address; None if unreadable.
+    http and https count as one site: a page fetched over http often names its https
+    address as canonical."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".").removeprefix("www.")
+    return (host, None if port in (None, 80, 443) else port) if host else None
+
+
+def trusted_canonical(canonical: str | None, url: str) -> str | None:
+    """The page's canonical address if it is on the page's own site (`www.` aside), else
+    None: a page on host A may not claim to be host B's article (its id would be B's, and
+    B's real article would later merge into A's row, A's claims with it)."""
+    if not canonical:
+        return None
+    site = _site(url)
+    return canonical if site is not None and _site(canonical) == site else None
+
+
 def to_records(page: ParsedPage, fetch: FetchResult, source: str,
                known_article_id: str | None = None) -> tuple[Article, list[Comment]]:
     """The article and comments of one parsed page, with their stable ids."""
     url = fetch.final_url or fetch.url
-    article_id = known_article_id or article_id_for(url, page.canonical_url)
+    canonical = trusted_canonical(page.canonical_url, url)
+    article_id = known_article_id or article_id_for(url, canonical)
     article = Article(
-        article_id=article_id, source=source, url=url, canonical_url=page.canonical_url,
+        article_id=article_id, source=source, url=url, canonical_url=canonical,
         title=page.title, author=page.author, published_at=page.published_at, body=page.body,
         language=page.language, content_hash=content_hash(page.body),
         fetched_at=fetch.fetched_at,
@@ -80,6 +105,9 @@ def _parse(job: _Job) -> ParsedPage | ParseError:
                           comment_selectors=selectors)
     except ParseError as exc:
         return exc
+    except (Exception, RecursionError) as exc:
+        # nested 100,000 deep, ...) is a reject for that page, never the whole source's loss
+        return ParseError(f"cannot parse the page: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def parse_all(jobs: Sequence[_Job], processes: int = 1,
@@ -155,7 +183,8 @@ def _known_article(fetch: FetchResult, parsed: ParsedPage, known_urls: Mapping[s
     """The id an earlier run gave this article under any of its addresses."""
     if state is not None and state.article_id:
         return state.article_id
-    for url in (parsed.canonical_url, fetch.final_url, fetch.url):
+    canonical = trusted_canonical(parsed.canonical_url, fetch.final_url or fetch.url)
+    for url in (canonical, fetch.final_url, fetch.url):
         if url and normalize_url(url) in known_urls:
             return known_urls[normalize_url(url)]
     return None

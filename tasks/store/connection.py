@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +82,40 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+# A connection for the user's own SQL: no file, network or extension access beyond the
+# database (read_csv('/etc/passwd'), ATTACH, INSTALL), and no setting changed after opening
+# (SET log_query_path would write files). docs/security.md.
+_LOCKED = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """A file that is plainly no DuckDB database is refused in one line: DuckDB would try to
+    download the sqlite extension for a SQLite file."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return  # DuckDB's own error says it better
+    if head.startswith(SQLITE_HEADER):
+        raise LoadError(f"{path}: is a SQLite database, not a DuckDB one; give a DuckDB "
+                        "file, or a new path for policywatch to create")
+
+
 @contextmanager
 def connect(path: Path | str, *, read_only: bool = False,
-            wait_s: float = DEFAULT_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the database, waiting up to `wait_s` while another process holds it."""
+            wait_s: float = DEFAULT_WAIT_S, locked: bool = False,
+            allowed_paths: Sequence[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database, waiting up to `wait_s` while another process holds it.
+
+    `locked`: for the user's own SQL; no access to files but `allowed_paths`, no extension
+    loaded or installed, and the configuration locked.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise LoadError(f"{path}: no such database")
+    if path.is_file():
+        _refuse_foreign_file(path)
     if not read_only:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,11 +124,16 @@ def connect(path: Path | str, *, read_only: bool = False,
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            config: dict[str, str | bool | int | float | list[str]] = {}
+            if locked:
+                config = {**_LOCKED, **({} if allowed_paths
+                                        else {"enable_external_access": False})}
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
-                raise LoadError(f"{path}: cannot open database: {exc}") from exc
+                raise LoadError(f"{path}: cannot open database: {_open_problem(exc)}"
+                                ) from exc
             if time.monotonic() >= deadline:
                 found = re.search(r"\(PID (\d+)\)", str(exc))
                 holder = holder_of(path, int(found[1]) if found else None)
@@ -110,10 +142,16 @@ def connect(path: Path | str, *, read_only: bool = False,
                     f"waited {wait_s:g} s") from exc
             time.sleep(0.2)
         except duckdb.Error as exc:
-            raise LoadError(f"{path}: not a usable DuckDB database: {exc}") from exc
+            raise LoadError(f"{path}: not a usable DuckDB database ({_first_line(exc)}); "
+                            "restore it from a backup, or give a new path") from exc
     try:
         # times are shown, and views group them by day, in UTC whatever the machine's zone
         con.execute("SET TimeZone = 'UTC'")
+        if locked:
+            if allowed_paths:  # settable only before external access is switched off
+                con.execute("SET allowed_paths = ?", [list(allowed_paths)])
+                con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
         yield con
     finally:
         con.close()
@@ -143,8 +181,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                     [str(SCHEMA_VERSION), ddl_hash()])
         con.execute("COMMIT")
     except duckdb.Error as exc:
-        con.execute("ROLLBACK")
-        raise LoadError(f"cannot create or upgrade the schema: {exc}") from exc
+        rollback(con)
+        raise LoadError(f"cannot create or upgrade the schema: {write_problem(exc)}"
+                        ) from exc
 
 
 # One writer per process: DuckDB connections in one process share the database, and two
@@ -220,13 +259,64 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _open_problem(exc: BaseException) -> str:
+    """Why a file would not open, in one line, with what to do when it is damaged."""
+    text = _first_line(exc)
+    low = text.lower()
+    if any(k in low for k in ("enough bytes", "corrupt", "checksum", "not a valid duckdb",
+                              "invalid")):
+        return f"{text}; the file is truncated or damaged: restore it from a backup, or " \
+               "give a new path"
+    return write_problem(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def query(path: Path | str, sql: str, params: Sequence[Any] = (),
-          wait_s: float = 5.0) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run SQL on a read-only connection: (column names, rows)."""
-    with connect(path, read_only=True, wait_s=wait_s) as con:
+          wait_s: float = 5.0, *, locked: bool = False
+          ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run SQL on a read-only connection: (column names, rows). `locked` for the user's
+    own SQL: one statement, on a connection that reaches nothing but the database."""
+    if locked:
+        one_statement(sql)
+    with connect(path, read_only=True, wait_s=wait_s, locked=locked) as con:
         try:
             cursor = con.execute(sql, list(params))
         except duckdb.Error as exc:
             raise LoadError(str(exc).splitlines()[0]) from exc
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
+
+
+def one_statement(sql: str) -> None:
+    """A `LoadError` unless `sql` is exactly one statement (its error if it is no SQL)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LoadError(_first_line(exc)) from exc
+    if len(statements) != 1:
+        raise LoadError(f"give one SQL statement at a time (got {len(statements)})")
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, quietly: after a failed write (a full disk, an I/O error) DuckDB may have
+    ended the transaction itself, and "cannot rollback - no transaction is active" would
+    hide the real error."""
+    with suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+def write_problem(exc: BaseException) -> str:
+    """One line on why a write failed, with what to do for the usual causes."""
+    text = _first_line(exc)
+    low = text.lower()
+    if any(k in low for k in ("no space left", "disk full", "enospc", "file too large")):
+        return (f"{text}; the disk is full (or a file size limit was reached): free space "
+                "and run again (nothing was stored)")
+    if "permission denied" in low or "read-only file system" in low:
+        return f"{text}; check the database file's and folder's permissions"
+    if "corrupt" in low or "checksum" in low or ("invalid" in low and "file" in low):
+        return f"{text}; the database file looks damaged: restore it from a backup"
+    return text

@@ -7,16 +7,20 @@ from pathlib import Path
 import duckdb
 
 from schemas.errors import LoadError
-from tasks.store.connection import connect
+from tasks.store.connection import connect, one_statement
 
 
 def export_parquet(path: Path | str, sql: str, out: Path | str, wait_s: float = 5.0) -> int:
-    """Write a query's result to a Parquet file; returns the number of rows."""
-    with connect(path, read_only=True, wait_s=wait_s) as con:
+    """Write a query's result to a Parquet file; returns the number of rows. The query runs
+    as `query(..., locked=True)` does: it can write that one file and read nothing else."""
+    one_statement(sql)
+    target = str(Path(out).resolve())
+    with connect(path, read_only=True, wait_s=wait_s, locked=True,
+                 allowed_paths=[target]) as con:
         try:
             relation = con.sql(sql)
-            relation.write_parquet(str(out))
+            relation.write_parquet(target)
             return int(con.execute("SELECT count(*) FROM read_parquet(?)",
-                                   [str(out)]).fetchone()[0])  # type: ignore[index]
+                                   [target]).fetchone()[0])  # type: ignore[index]
         except duckdb.Error as exc:
             raise LoadError(str(exc).splitlines()[0]) from exc

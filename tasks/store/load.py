@@ -35,7 +35,7 @@ from schemas.models import (
     SourceNight,
     Stance,
 )
-from tasks.store.connection import fault_point, open_for_write
+from tasks.store.connection import fault_point, open_for_write, rollback, write_problem
 
 
 @dataclass
@@ -142,8 +142,9 @@ def load_batch(path: Path | str, batch: LoadBatch) -> LoadCounts:
             fault_point("load")
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise LoadError(f"load failed and was rolled back: {exc}") from exc
+            rollback(con)
+            raise LoadError(f"{path}: load failed and was rolled back: "
+                            f"{write_problem(exc)}") from exc
     return counts
 
 

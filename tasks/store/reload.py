@@ -16,7 +16,7 @@ from schemas.models import (
     Comment,
     Stance,
 )
-from tasks.store.connection import open_for_write
+from tasks.store.connection import open_for_write, rollback, write_problem
 from tasks.store.load import _insert_articles, _many, _new_ids
 
 
@@ -56,8 +56,9 @@ def reload_articles(path: Path | str, run_id: str, articles: Sequence[Article],
             counts = _reload(con, run_id, articles, comments, claims, stances, now, topics)
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise LoadError(f"re-processing load failed and was rolled back: {exc}") from exc
+            rollback(con)
+            raise LoadError(f"re-processing load failed and was rolled back: "
+                            f"{write_problem(exc)}") from exc
     return counts
 
 

@@ -19,6 +19,7 @@ from tasks.crawl.discover import (
     select_items,
     url_problem,
 )
+from tests.local import LOCAL_SITE
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
@@ -27,7 +28,7 @@ def src(**fields: Any) -> Source:
     """A Source from plain strings (pydantic validates the URLs)."""
     return Source.model_validate(fields)
 
-CRAWL = Crawl(obey_robots=False)
+CRAWL = Crawl(allow_private_addresses=LOCAL_SITE, obey_robots=False)
 
 RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>
 <item><title>new</title><link>{base}/new</link>

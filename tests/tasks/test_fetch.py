@@ -21,12 +21,13 @@ from werkzeug import Request, Response
 from schemas.config import Crawl
 from schemas.models import FetchRequest, FetchResult
 from tasks.crawl.fetch import backoff_delay, fetch_many, fetch_url, make_client, user_agent
+from tests.local import LOCAL_SITE
 
 HTML = "<html><head><title>t</title></head><body><p>hello</p></body></html>"
 
 
 def _get(url: str, **kwargs: Any) -> FetchResult:
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         return fetch_url(client, FetchRequest(url=url, source="s"), backoff_s=0.01, **kwargs)
 
 
@@ -47,7 +48,7 @@ def test_conditional_get_gives_not_modified(httpserver: HTTPServer) -> None:
         return Response(HTML, content_type="text/html", headers={"ETag": '"v1"'})
 
     httpserver.expect_request("/a").respond_with_handler(handler)
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=httpserver.url_for("/a"), source="s",
                                                 etag='"v1"'))
     assert result.ok and result.not_modified and result.content is None
@@ -66,7 +67,7 @@ def test_retry_after_is_honoured(httpserver: HTTPServer) -> None:
         "slow down", status=429, headers={"Retry-After": "1"})
     httpserver.expect_ordered_request("/a").respond_with_data(HTML, content_type="text/html")
     waits: list[float] = []
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=httpserver.url_for("/a"), source="s"),
                            sleep=waits.append)
     assert result.ok and waits == [1.0]
@@ -121,7 +122,7 @@ def test_a_server_that_never_answers_cannot_stall_the_run(httpserver: HTTPServer
         return Response(HTML, content_type="text/html")
 
     httpserver.expect_request("/slow").respond_with_handler(hang)
-    crawl = Crawl(timeout_s=0.5, retries=1, obey_robots=False)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE, timeout_s=0.5, retries=1, obey_robots=False)
     started = time.monotonic()
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/slow"), source="s")], crawl)
     assert not result.ok and "timed out" in (result.error or "")
@@ -132,7 +133,7 @@ def test_robots_txt_is_obeyed_and_user_agent_is_honest(httpserver: HTTPServer) -
     httpserver.expect_request("/robots.txt").respond_with_data(
         "User-agent: *\nDisallow: /private/\n", content_type="text/plain")
     httpserver.expect_request("/public").respond_with_data(HTML, content_type="text/html")
-    crawl = Crawl(user_agent_contact="ops@example.org")
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE, user_agent_contact="ops@example.org")
     results = fetch_many([FetchRequest(url=httpserver.url_for("/private/x"), source="s"),
                           FetchRequest(url=httpserver.url_for("/public"), source="s")], crawl)
     assert not results[0].ok and results[0].error == "disallowed by robots.txt"
@@ -229,7 +230,8 @@ def test_read_timeout_is_retried_then_recorded(threaded_server: HTTPServer) -> N
         return Response(HTML, content_type="text/html")
 
     threaded_server.expect_request("/stall").respond_with_handler(stall)
-    with make_client(timeout=httpx.Timeout(0.3)) as client:
+    with make_client(timeout=httpx.Timeout(0.3),
+                     allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=threaded_server.url_for("/stall"),
                                                 source="s"), retries=1, backoff_s=0.01)
     assert not result.ok and "timed out (ReadTimeout)" in (result.error or "")
@@ -243,7 +245,7 @@ def test_503_with_retry_after_date_is_honoured(httpserver: HTTPServer) -> None:
         "busy", status=503, headers={"Retry-After": later})
     httpserver.expect_ordered_request("/a").respond_with_data(HTML, content_type="text/html")
     waits: list[float] = []
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=httpserver.url_for("/a"), source="s"),
                            sleep=waits.append)
     assert result.ok and len(waits) == 1 and 1.0 < waits[0] <= 3.0
@@ -253,7 +255,7 @@ def test_a_retry_after_beyond_the_limit_gives_up_for_this_run(httpserver: HTTPSe
     httpserver.expect_request("/a").respond_with_data(
         "later", status=429, headers={"Retry-After": "3600"})
     waits: list[float] = []
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=httpserver.url_for("/a"), source="s"),
                            sleep=waits.append)
     assert not result.ok and result.status == 429 and waits == []
@@ -262,7 +264,7 @@ def test_a_retry_after_beyond_the_limit_gives_up_for_this_run(httpserver: HTTPSe
 def test_backoff_grows_exponentially_with_jitter(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/a").respond_with_data("down", status=500)
     waits: list[float] = []
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=httpserver.url_for("/a"), source="s"),
                            retries=3, backoff_s=1.0, sleep=waits.append)
     assert not result.ok and len(waits) == 3 and len(httpserver.log) == 4
@@ -275,7 +277,7 @@ def test_connection_errors_are_retried(httpserver: HTTPServer) -> None:
     port = httpserver.port
     httpserver.stop()  # nothing listens: connection refused, retried, then recorded
     waits: list[float] = []
-    with make_client() as client:
+    with make_client(allow_private=LOCAL_SITE) as client:
         result = fetch_url(client, FetchRequest(url=f"http://127.0.0.1:{port}/a", source="s"),
                            retries=2, sleep=waits.append)
     httpserver.start()
@@ -330,7 +332,7 @@ def _requests(server: HTTPServer, n: int) -> list[FetchRequest]:
 
 def test_per_host_concurrency_is_limited(threaded_server: HTTPServer) -> None:
     spans = _recorder(threaded_server)
-    crawl = Crawl(per_host_concurrency=2, obey_robots=False)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE, per_host_concurrency=2, obey_robots=False)
     results = fetch_many(_requests(threaded_server, 8), crawl, workers=8)
     assert all(r.ok for r in results)
     assert _max_in_flight(spans) == 2  # parallel, but never more than two at once
@@ -338,7 +340,8 @@ def test_per_host_concurrency_is_limited(threaded_server: HTTPServer) -> None:
 
 def test_per_host_delay_spaces_requests(threaded_server: HTTPServer) -> None:
     spans = _recorder(threaded_server, delay_s=0.0)
-    crawl = Crawl(per_host_concurrency=4, per_host_delay_s=0.2, obey_robots=False)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE,
+                  per_host_concurrency=4, per_host_delay_s=0.2, obey_robots=False)
     fetch_many(_requests(threaded_server, 5), crawl)
     starts = sorted(s for s, _ in spans)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
@@ -349,7 +352,8 @@ def test_robots_crawl_delay_is_honoured(threaded_server: HTTPServer) -> None:
     threaded_server.expect_request("/robots.txt").respond_with_data(
         "User-agent: *\nCrawl-delay: 0.3\n", content_type="text/plain")
     spans = _recorder(threaded_server, delay_s=0.0)
-    fetch_many(_requests(threaded_server, 4), Crawl(per_host_concurrency=4))
+    fetch_many(_requests(threaded_server, 4), Crawl(allow_private_addresses=LOCAL_SITE,
+                                                    per_host_concurrency=4))
     starts = sorted(s for s, _ in spans)
     assert len(starts) == 4
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.28
@@ -367,7 +371,7 @@ def test_retry_after_slows_the_whole_host(threaded_server: HTTPServer) -> None:
         return Response(HTML, content_type="text/html")
 
     threaded_server.expect_request(re.compile(r"/page/\d+")).respond_with_handler(handler)
-    crawl = Crawl(per_host_concurrency=1, obey_robots=False)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE, per_host_concurrency=1, obey_robots=False)
     results = fetch_many(_requests(threaded_server, 2), crawl)
     assert all(r.ok for r in results)
     times = [t for _, t in starts]
@@ -378,7 +382,7 @@ def test_unreachable_robots_txt_means_nothing_is_fetched(httpserver: HTTPServer)
     httpserver.expect_request("/robots.txt").respond_with_data("oops", status=503)
     httpserver.expect_request("/public").respond_with_data(HTML, content_type="text/html")
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/public"), source="s")],
-                          Crawl(retries=0))
+                          Crawl(allow_private_addresses=LOCAL_SITE, retries=0))
     assert not result.ok and "robots.txt unavailable" in (result.error or "")
     assert all(r.path != "/public" for r, _ in httpserver.log)
 
@@ -387,7 +391,7 @@ def test_missing_robots_txt_allows_everything(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/robots.txt").respond_with_data("no", status=404)
     httpserver.expect_request("/public").respond_with_data(HTML, content_type="text/html")
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/public"), source="s")],
-                          Crawl())
+                          Crawl(allow_private_addresses=LOCAL_SITE))
     assert result.ok
 
 
@@ -402,7 +406,7 @@ def test_a_redirect_into_a_disallowed_path_is_refused(httpserver: HTTPServer) ->
     httpserver.expect_request("/private/p.html").respond_with_data(HTML,
                                                                    content_type="text/html")
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/moved"), source="s")],
-                          Crawl(retries=0))
+                          Crawl(allow_private_addresses=LOCAL_SITE, retries=0))
     assert not result.ok and "disallowed by robots.txt" in (result.error or "")
     assert all(r.path != "/private/p.html" for r, _ in httpserver.log)
 
@@ -412,7 +416,8 @@ def test_a_long_retry_after_closes_the_host_for_the_run(httpserver: HTTPServer) 
         "later", status=429, headers={"Retry-After": "3600"})
     httpserver.expect_request(re.compile("/p.*")).respond_with_data(HTML,
                                                                     content_type="text/html")
-    crawl = Crawl(retries=1, obey_robots=False, per_host_concurrency=1)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE,
+                  retries=1, obey_robots=False, per_host_concurrency=1)
     urls = ["/busy", "/p1", "/p2"]
     results = fetch_many([FetchRequest(url=httpserver.url_for(u), source="s") for u in urls],
                          crawl, workers=1)
@@ -423,7 +428,8 @@ def test_a_long_retry_after_closes_the_host_for_the_run(httpserver: HTTPServer) 
 
 def test_a_host_failing_every_page_is_given_up_for_the_run(httpserver: HTTPServer) -> None:
     httpserver.expect_request(re.compile("/p.*")).respond_with_data("down", status=503)
-    crawl = Crawl(retries=0, obey_robots=False, per_host_concurrency=1)
+    crawl = Crawl(allow_private_addresses=LOCAL_SITE,
+                  retries=0, obey_robots=False, per_host_concurrency=1)
     results = fetch_many([FetchRequest(url=httpserver.url_for(f"/p{i}"), source="s")
                           for i in range(10)], crawl, workers=1)
     assert not any(r.ok for r in results)
@@ -435,7 +441,8 @@ def test_robots_txt_in_an_odd_content_type_allows_everything(httpserver: HTTPSer
     httpserver.expect_request("/robots.txt").respond_with_data(
         "User-agent: *\nDisallow: /\n", content_type="text/x-robots")
     httpserver.expect_request("/a").respond_with_data(HTML, content_type="text/html")
-    [result] = fetch_many([FetchRequest(url=httpserver.url_for("/a"), source="s")], Crawl())
+    [result] = fetch_many([FetchRequest(url=httpserver.url_for("/a"), source="s")],
+                      Crawl(allow_private_addresses=LOCAL_SITE))
     assert result.ok  # unreadable as robots.txt: not a reason to crawl nothing
 
 
@@ -452,6 +459,6 @@ def test_a_retry_waits_for_the_crawl_delay(httpserver: HTTPServer) -> None:
 
     httpserver.expect_request("/flaky").respond_with_handler(flaky)
     [result] = fetch_many([FetchRequest(url=httpserver.url_for("/flaky"), source="s")],
-                          Crawl(retries=1))
+                          Crawl(allow_private_addresses=LOCAL_SITE, retries=1))
     assert result.ok and len(seen) == 2
     assert seen[1] - seen[0] >= 0.99  # the backoff (0.25-0.75 s) stretched to Crawl-delay

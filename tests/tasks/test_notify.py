@@ -19,7 +19,7 @@ import tasks.alerts.delivery as notify
 from schemas.config import AlertRule
 from schemas.models import AlertMessage
 from tasks.alerts import deliver_pending, mask_channel
-from tasks.alerts.delivery import format_alert, send_alert
+from tasks.alerts.delivery import channel_labels, format_alert, send_alert
 from tasks.store import load_batch, query
 from tests.tasks.test_load import _batch
 
@@ -110,7 +110,42 @@ def test_failure_reason_has_no_secret(httpserver: HTTPServer,
 
 def test_mask_channel_hides_passwords_tokens_and_queries() -> None:
     assert mask_channel("json://u:pw@h:9/hook?+X-Token=abc") == "json://u:****@h:9/hook"
-    assert mask_channel("slack://T1/B2/abcdefghijklmnopqrstuvwx") == "slack://t1/B2/****"
+    # apprise's own privacy form: it knows which parts of a Slack URL are secret
+    assert mask_channel("slack://T1/B2/abcdefghijklmnopqrstuvwx") == "slack://T...1/B...2/a...x"
+
+
+@pytest.mark.parametrize(("url", "secret"), [
+    # a literal Telegram bot token: urllib cannot read its "port"; masking crashed the run
+    ("tgram://123456789:AAHdEfGhIjKlMnOpQrStUvWxYz0123456789/12345", "AAHdEf"),
+    ("json://hooks.example/hook/sh0rtT0k", "sh0rtT0k"),  # a path token under 20 chars
+    ("json://hooks.example/hook/plainsecret", "plainsecret"),  # any segment past the first
+    ("json://t0ken1234abcd.hooks.example/x", "t0ken1234abcd"),  # a token in the host
+    ("ntfy://tok3nvalue99@ntfy.sh/topic", "tok3nvalue99"),  # a token as the user name
+    ("json://h:notaport/x?secret=s3cr3tvalue", "s3cr3tvalue"),  # unreadable: all masked
+    ("mailto://user:hunter2pw@example.com", "hunter2pw"),
+])
+def test_mask_channel_never_shows_a_token_and_never_raises(url: str, secret: str) -> None:
+    masked = mask_channel(url)
+    assert secret not in masked and masked.split("://")[0] == url.split("://")[0]
+    assert channel_labels([url, url + "x"])  # labels are made without raising either
+
+
+def test_a_channel_apprise_cannot_use_is_a_config_error_without_the_secret(
+        tmp_path: Path) -> None:
+    from schemas.config import load_config
+    from schemas.errors import ConfigError
+    from tasks.alerts import channel_problem
+
+    config = tmp_path / "c.yaml"
+    config.write_text("sources:\n  - name: s\n    urls: ['http://example.org/a']\n"
+                      "alerts:\n  channels:\n    - json://127.0.0.1:9/ok\n"
+                      "    - tgram://s3cr3tT0kenXYZ/12345\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, channel_problem)
+    message = str(caught.value)
+    assert "alerts.channels[1] (line 7)" in message and "apprise" in message
+    assert "s3cr3tT0kenXYZ" not in message
+    assert load_config(config)  # without the check (schemas alone) it loads
 
 
 def test_format_alert_has_every_field() -> None:
