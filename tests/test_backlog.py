@@ -26,6 +26,7 @@ from flows.nightly import nightly
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
 from tasks.store import LoadBatch, load_batch, query
+from tests.local import LOCAL_SITE
 
 
 @dataclass
@@ -74,6 +75,7 @@ def _config(tmp_path: Path, feed: Feed, db: Path) -> Path:
     config.write_text(f"database: {db}\nsources:\n  - name: busy\n"
                       f"    feed: {feed.url('/rss.xml')}\n"
                       f"crawl:\n  user_agent_contact: test@example.org\n"
+                      f"  allow_private_addresses: ['127.0.0.1']\n"
                       f"  per_host_delay_s: 0\n  revisit_days: null\n")
     return config
 
@@ -115,7 +117,8 @@ def _night(feed: Feed, db: Path, now: datetime, run: str, max_items: int) -> Any
     source = Source.model_validate({"name": "busy", "feed": feed.url("/rss.xml"),
                                     "max_items": max_items})
     crawl = Crawl.model_validate({"user_agent_contact": "t@example.org",
-                                  "per_host_delay_s": 0, "revisit_days": None})
+                                  "per_host_delay_s": 0, "revisit_days": None,
+                                  "allow_private_addresses": LOCAL_SITE})
     batch = crawl_source(source, crawl, db, now=now)
     load_batch(db, LoadBatch.of_pages(run, [batch]))
     return batch.night
@@ -154,7 +157,7 @@ def test_pages_under_urls_are_never_capped(feed: Feed, db_path: Path) -> None:
     pages = [feed.url(f"/picked/story-{i}.html") for i in range(6)]
     source = Source.model_validate({"name": "picked", "urls": pages, "max_items": 2})
     crawl = Crawl.model_validate({"user_agent_contact": "t@example.org",
-                                  "per_host_delay_s": 0})
+                                  "per_host_delay_s": 0, "allow_private_addresses": LOCAL_SITE})
     batch = crawl_source(source, crawl, db_path, now=now)
     assert len(batch.articles) == 6 and batch.night is not None and batch.night.deferred == 0
 
