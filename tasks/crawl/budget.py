@@ -82,6 +82,8 @@ def plan_night(source: str, items: Sequence[Discovered], state: CrawlState, budg
         plan.deferred.append(BacklogItem(
             key, url, published, waiting.first_deferred_at if waiting else now,
             (waiting.nights if waiting else 0) + 1))
-    plan.night = SourceNight(source, found=len(new), fetched=len(tonight),
-                             deferred=len(left), expired=len(plan.expired), backlog=len(left))
+    fresh_pinned = len(pinned - set(state.pages))  # `urls:` pages never stored: all fetched
+    plan.night = SourceNight(source, found=len(new) + fresh_pinned,
+                             fetched=len(tonight) + fresh_pinned, deferred=len(left),
+                             expired=len(plan.expired), backlog=len(left))
     return plan
