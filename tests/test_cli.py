@@ -268,7 +268,7 @@ def test_out_write_failure_is_one_line_exit_2(db_path: Path, tmp_path: Path,
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(Path, "write_text", refuse)
-    monkeypatch.setattr("tasks.report.page.write_report", refuse)
+    monkeypatch.setattr("tasks.report.write_report", refuse)  # as the CLI imports it
     for command in (["sql", "SELECT 1"], ["report"]):
         out = tmp_path / "x.out"
         code, stdout, err = _run(*command, "--db", str(db_path), "--out", str(out))
