@@ -47,6 +47,7 @@ from tasks import claims_cuemodel, claims_cues, claims_parse  # noqa: E402
 from tasks.claims import _LEARNED_MIN as LEARNED_MIN  # noqa: E402
 from tasks.claims import (  # noqa: E402
     claims_with_keys,
+    content_is_clean,
     extract_claims,
     extract_claims_many,
     load_nlp,
@@ -102,7 +103,8 @@ def match(preds: list[ClaimDraft], golds: list[dict[str, Any]], text: str
         gold_sets.append(chars)
     pairs = []
     for p, pred in enumerate(preds):
-        pchars = _alnum_positions(text, pred.content_start, pred.content_end)
+        pchars = set().union(*(_alnum_positions(text, s, e) for s, e in pred.content_pieces
+                               or [(pred.content_start, pred.content_end)]))
         if not pchars:
             continue
         for g, gchars in enumerate(gold_sets):
@@ -162,10 +164,18 @@ def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
                 print(f"SPEAKER {preds[p].speaker!r} vs "
                       f"{[s['text'] for s in golds[g]['source']]}: {preds[p].sentence[:100]}")
     prec, rec, f1 = _prf(tp, n_pred, n_gold)
+    unclean = sum(not content_is_clean(c) for preds in predicted for c in preds)
     print(f"PolNeAR {split}: {len(rows)} articles, {n_gold} gold, {n_pred} predicted, "
           f"{tp} matched")
     print(f"  precision {prec:.3f}  recall {rec:.3f}  F1 {f1:.3f}")
     print(f"  speaker right on {right}/{tp} matches = {right / max(tp, 1):.3f}")
+    print(f"  content holding its own cue or speaker: {unclean}/{n_pred} = "
+          f"{unclean / max(n_pred, 1):.3f} (goal 0)")
+    if verbose:
+        for row, preds in zip(rows, predicted, strict=True):
+            for c in preds:
+                if not content_is_clean(c):
+                    print(f"UNCLEAN {c.speaker!r} {c.cue!r}: {c.content[:120]!r}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"  speed {max(speeds):.1f} articles/s best of 3 (first pass {speeds[0]:.1f}, word "
           f"caches cold) (CPU, one process; load average {load} on {os.cpu_count()} cores)")

@@ -31,7 +31,7 @@ from tasks import claims_lexicon as lex
 from tasks.claims_quotes import QuoteIndex, normalise
 from tasks.claims_speakers import EntityIndex, Resolver, Speaker, anaphor_entities
 
-__all__ = ["claims_with_keys", "extract_claims", "extract_claims_many", "load_nlp", "parse"]
+__all__ = ["claims_with_keys", "content_is_clean", "extract_claims", "extract_claims_many", "load_nlp", "parse"]
 
 _SUBJECTS = ("nsubj", "nsubjpass", "csubj")
 _TRIM = " \t\r\n,;:—–-"
@@ -103,6 +103,8 @@ class _Found:
     end: int
     sent: Span
     key: str  # lemma/POS/construction, as in tasks.claims_cues
+    # "X seemed to Y": the subject X is part of the content, the cue word splits it in two
+    split: bool = False
 
 
 _NP_BREAKS = frozenset({",", ";", ":", "(", ")", "—", "–", "--", '"', "“", "”"})
@@ -459,7 +461,8 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
             subj = _child(tok, ("nsubj",))
             if subj is not None and subj.i < tok.i:
                 start = min(start, subj.left_edge.idx)
-            found.append(_Found(cue, None, start, end, sent, key))
+                cue = [t for t in cue if t.lower_ != "to"] or cue  # "to" stays in the content
+            found.append(_Found(cue, None, start, end, sent, key, split=True))
             continue
         subj, unattributed = _speaker_of(tok)
         if subj is None and not unattributed:
@@ -760,11 +763,22 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
         if end - start < 2 or (start, end) in seen:
             continue
         seen.add((start, end))
+        pieces = _pieces(text, start, min(first_end, end), end, quotes)
+        np_spans = [_edges(_np_tokens(item.speaker_head))] if item.speaker_head is not None \
+            else []
+        cleaned = _without_attribution(text, pieces, [*(_edges([t]) for t in item.cue),
+                                                      *np_spans], item.split) if _EXP.get("clean", 1) else pieces
+        if cleaned is None:
+            continue
+        pieces = cleaned
+        start, end = pieces[0][0], pieces[-1][1]
         speaker: Speaker | None = None
+        np_tokens = _np_tokens(item.speaker_head) if item.speaker_head is not None else []
         if item.speaker_head is not None:
-            speaker = resolver.resolve(item.speaker_head, _np_tokens(item.speaker_head))
+            speaker = resolver.resolve(item.speaker_head, np_tokens)
         content_span = doc.char_span(start, end, alignment_mode="expand")
-        about: list[str] = [e.name for e in index.named_in(start, end)]
+        about: list[str] = [e.name for p_start, p_end in pieces
+                            for e in index.named_in(p_start, p_end)]
         if content_span is not None:
             about.extend(anaphor_entities(content_span, index))
         if speaker is not None:
@@ -776,14 +790,100 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
             speaker=speaker.text if speaker is not None else None,
             speaker_entity=speaker.entity if speaker is not None else None,
             cue=_tidy(cue_text),
-            content=text[start:end],
+            content=_join(text, pieces),
             sentence=item.sent.text.strip(),
             quote_kind=kind or _quote_kind(text, start, end, quotes),
             entities=tuple(dict.fromkeys(about)),
             content_start=start,
             content_end=end,
+            content_pieces=tuple(pieces),
+            cue_spans=tuple((t.idx, t.idx + len(t)) for t in item.cue),
+            speaker_span=_edges(np_tokens) if np_tokens else None,
         ), item.key))
     return claims
+
+
+def _pieces(text: str, start: int, first_end: int, end: int, quotes: QuoteIndex
+            ) -> list[tuple[int, int]]:
+    """The parts of a content: the first one, then each quotation that carries it on
+    ('"A," X said. "B."' -> '"A,"' and '"B."'); what stands between them (the cue and the
+    speaker) is no part of the claim."""
+    if end <= first_end:
+        return [(start, end)]
+    pieces = [(start, first_end)]
+    for q_start, q_end in quotes.overlapping(first_end, end):
+        if q_start >= pieces[-1][1]:
+            pieces.append((q_start, min(q_end, end)))
+    last_start, last_end = pieces[-1]
+    if last_end < end:
+        pieces[-1] = (last_start, end)
+    return pieces
+
+
+_EXP: dict[str, int] = {}
+_LEAD_WORDS = frozenset({"what", "which", "who", "whom", "whose", "that", "as", "and", "but",
+                         "so", "while", "where", "when", "how", "why", "if"})
+_TAIL_MAX_WORDS = 8
+
+
+def _without_attribution(text: str, pieces: list[tuple[int, int]],
+                         spans: Sequence[tuple[int, int]], split: bool = False
+                         ) -> list[tuple[int, int]] | None:
+    """The content's pieces without its own cue and speaker words, or None when they sit
+    inside it in a way that leaves no clean claim (a parse error).
+
+    'which, Tompkins said, is usually full' / 'what Trump says his plan would do': words
+    before the attribution that are only a relative or connective word are dropped;
+    '"A," he said in an interview': a short tail after it goes; 'The truth, the senator
+    said then, was that ...': an attribution set off by commas splits the content in two.
+    """
+    out: list[tuple[int, int]] = []
+    for p_start, p_end in pieces:
+        inside = [(s, e) for s, e in spans if s < p_end and p_start < e]
+        if not inside:
+            out.append((p_start, p_end))
+            continue
+        z_start = min(s for s, _ in inside)
+        z_end = max(e for _, e in inside)
+        before = text[p_start:max(z_start, p_start)]
+        after = text[min(z_end, p_end):p_end]
+        words_before = re.findall(r"[\w'’]+", before)
+        words_after = re.findall(r"[\w'’]+", after)
+        if all(w.lower() in _LEAD_WORDS for w in words_before):
+            if len(words_after) < 2:
+                return None
+            out.append(_trim(text, z_end, p_end))
+        elif split or (before.rstrip().endswith(",") and after.lstrip()[:1] in (",", '"', "“")):
+            if len(words_before) > 1 or split:  # "Still, he said, ...": "Still" goes
+                out.append(_trim(text, p_start, z_start))
+            out.append(_trim(text, z_end, p_end))
+        elif len(words_after) <= _TAIL_MAX_WORDS and not any(q in after for q in "\"“”"):
+            out.append(_trim(text, p_start, z_start))
+        else:
+            return None
+    out = [(s, e) for s, e in out if e - s >= 2]
+    if not out or sum(len(re.findall(r"\w+", text[s:e])) for s, e in out) < 2:
+        return None
+    return out
+
+
+def _join(text: str, pieces: Sequence[tuple[int, int]]) -> str:
+    """The pieces of a content as written; a gap holding words (an attribution) becomes
+    one blank, a gap of blanks and punctuation stays as it is."""
+    out = [text[pieces[0][0]:pieces[0][1]]]
+    for (_, prev_end), (start, end) in zip(pieces, pieces[1:], strict=False):
+        gap = text[prev_end:start]
+        out.append(" " if any(ch.isalnum() for ch in gap) or not gap else gap)
+        out.append(text[start:end])
+    return "".join(out)
+
+
+def content_is_clean(claim: ClaimDraft) -> bool:
+    """Whether the claim's content holds none of its own cue words and speaker phrase
+    (by position in the body; a claim without positions counts as clean)."""
+    spans = [*claim.cue_spans, *([claim.speaker_span] if claim.speaker_span else [])]
+    return not any(s < p_end and p_start < e for s, e in spans
+                   for p_start, p_end in claim.content_pieces)
 
 
 def _tidy(cue: str) -> str:
