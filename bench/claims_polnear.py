@@ -164,10 +164,20 @@ def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
                 print(f"SPEAKER {preds[p].speaker!r} vs "
                       f"{[s['text'] for s in golds[g]['source']]}: {preds[p].sentence[:100]}")
     prec, rec, f1 = _prf(tp, n_pred, n_gold)
+    # events ("unveiled a chip", quote_kind "event") are stored but not alerted by default;
+    # scored without them, as the alert rules see the claims
+    etp = en_pred = 0
+    for row, preds in zip(rows, predicted, strict=True):
+        kept = [c for c in preds if c.quote_kind != "event"]
+        etp += len(match(kept, [a for a in row["attributions"] if a["content"]], row["text"]))
+        en_pred += len(kept)
+    eprec, erec, ef1 = _prf(etp, en_pred, n_gold)
     unclean = sum(not content_is_clean(c) for preds in predicted for c in preds)
     print(f"PolNeAR {split}: {len(rows)} articles, {n_gold} gold, {n_pred} predicted, "
           f"{tp} matched")
     print(f"  precision {prec:.3f}  recall {rec:.3f}  F1 {f1:.3f}")
+    print(f"  without events ({n_pred - en_pred} stored with quote_kind 'event'): precision "
+          f"{eprec:.3f}  recall {erec:.3f}  F1 {ef1:.3f}")
     print(f"  speaker right on {right}/{tp} matches = {right / max(tp, 1):.3f}")
     print(f"  content holding its own cue or speaker: {unclean}/{n_pred} = "
           f"{unclean / max(n_pred, 1):.3f} (goal 0)")

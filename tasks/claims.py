@@ -786,6 +786,8 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
             if speaker.entity is not None:
                 about.append(speaker.entity)
         cue_text = " ".join(t.text for t in item.cue)
+        if _is_event(item):
+            kind = "event"
         claims.append((ClaimDraft(
             speaker=speaker.text if speaker is not None else None,
             speaker_entity=speaker.entity if speaker is not None else None,
@@ -801,6 +803,19 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
             speaker_span=_edges(np_tokens) if np_tokens else None,
         ), item.key))
     return claims
+
+
+_WORD_CONSTRUCTIONS = frozenset({"ccomp", "quote", "parenthetical"})
+
+
+def _is_event(item: _Found) -> bool:
+    """"Huawei unveiled a new cluster", "Trump signed the order", "officials plan to ...":
+    the cue is an event verb (`claims_lexicon.EVENT_VERBS`); "announced that ..." and
+    'announced: "..."' report words and stay claims."""
+    lemma = _lemma(item.cue[0])
+    if lemma not in lex.EVENT_VERBS:
+        return False
+    return lemma in lex.EVENT_ALWAYS or item.key.rsplit("/", 1)[-1] not in _WORD_CONSTRUCTIONS
 
 
 def _pieces(text: str, start: int, first_end: int, end: int, quotes: QuoteIndex
