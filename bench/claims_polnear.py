@@ -182,7 +182,7 @@ def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
     print(f"  content holding its own cue or speaker: {unclean}/{n_pred} = "
           f"{unclean / max(n_pred, 1):.3f} (goal 0)")
     if verbose:
-        for row, preds in zip(rows, predicted, strict=True):
+        for preds in predicted:
             for c in preds:
                 if not content_is_clean(c):
                     print(f"UNCLEAN {c.speaker!r} {c.cue!r}: {c.content[:120]!r}")

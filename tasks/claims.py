@@ -14,6 +14,7 @@ are resolved in reading order (`tasks.claims_speakers`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from tasks import claims_lexicon as lex
 from tasks.claims_quotes import QuoteIndex, normalise
 from tasks.claims_speakers import EntityIndex, Resolver, Speaker, anaphor_entities
 
-__all__ = ["claims_with_keys", "content_is_clean", "extract_claims", "extract_claims_many", "load_nlp", "parse"]
+__all__ = ["claims_with_keys", "content_is_clean", "extract_claims", "extract_claims_many",
+           "load_nlp", "parse"]
 
 _SUBJECTS = ("nsubj", "nsubjpass", "csubj")
 _TRIM = " \t\r\n,;:—–-"
@@ -213,6 +215,10 @@ def _cue_tokens(verb: Token, *extra: Token) -> list[Token]:
     return sorted(set(toks), key=lambda t: t.i)
 
 
+# verbs whose object is the person spoken to: 'told reporters: "..."'
+_ADDRESSEE_VERBS = frozenset({"tell", "inform", "assure", "remind", "warn", "brief"})
+
+
 def _colon_quote(verb: Token, quotes: QuoteIndex, text: str, sent: Span
                  ) -> tuple[int, int] | None:
     """'X said: "..."' — the quotation (or the rest of the sentence) after the colon."""
@@ -224,7 +230,8 @@ def _colon_quote(verb: Token, quotes: QuoteIndex, text: str, sent: Span
             if tok.i + 1 < sent.end:
                 return tok.idx + 1, sent.end_char
             return None
-        if tok.dep_ in ("ccomp", "dobj") or tok.i > verb.i + 8:
+        if tok.dep_ == "ccomp" or tok.i > verb.i + 8 or (
+                tok.dep_ == "dobj" and _lemma(verb) not in _ADDRESSEE_VERBS):
             return None
     return None
 
@@ -465,6 +472,11 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
             found.append(_Found(cue, None, start, end, sent, key, split=True))
             continue
         subj, unattributed = _speaker_of(tok)
+        if subj is None and not unattributed and construction in ("quote", "ccomp") \
+                and end <= tok.idx:
+            # '"A," warned the analyst.': the parser takes the inverted subject for an object
+            subj = next((c for c in tok.rights if c.dep_ in ("dobj", "attr", "npadvmod")
+                         and c.pos_ in ("NOUN", "PROPN", "PRON") and c.i <= tok.i + 4), None)
         if subj is None and not unattributed:
             continue
         if subj is not None and _is_author_commentary(subj, lemma):
@@ -759,15 +771,20 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
         if kind == "indirect":
             kind = None  # 'said X. "Y."': part reported, part quoted (mixed)
         start, end = _trim(text, start, end)
-        start, end = _unquote(text, start, end, quotes)
+        before = _quote_before(text, item, start, quotes)
+        if before is None:
+            start, end = _unquote(text, start, end, quotes)
         if end - start < 2 or (start, end) in seen:
             continue
         seen.add((start, end))
         pieces = _pieces(text, start, min(first_end, end), end, quotes)
+        if before is not None:
+            pieces.insert(0, before)
+            kind = kind or _quote_kind(text, start, end, quotes)
         np_spans = [_edges(_np_tokens(item.speaker_head))] if item.speaker_head is not None \
             else []
         cleaned = _without_attribution(text, pieces, [*(_edges([t]) for t in item.cue),
-                                                      *np_spans], item.split) if _EXP.get("clean", 1) else pieces
+                                                      *np_spans], item.split)
         if cleaned is None:
             continue
         pieces = cleaned
@@ -818,6 +835,26 @@ def _is_event(item: _Found) -> bool:
     return lemma in lex.EVENT_ALWAYS or item.key.rsplit("/", 1)[-1] not in _WORD_CONSTRUCTIONS
 
 
+def _quote_before(text: str, item: _Found, start: int, quotes: QuoteIndex
+                  ) -> tuple[int, int] | None:
+    """'"A," she said, "b."': the quotation that ends with a comma just before the
+    attribution, when the content is the quotation after it; None otherwise."""
+    after = quotes.containing(start)
+    if after is None or after[0] != start:
+        return None
+    zone = min([item.cue[0].idx, *([_np_tokens(item.speaker_head)[0].idx]
+                                   if item.speaker_head is not None else [])])
+    k = zone - 1
+    while k > 0 and text[k] in " \t":
+        k -= 1
+    prev = quotes.containing(k)
+    if prev is None or prev[1] != k + 1 or prev[1] > zone or text[prev[1] - 2] != ",":
+        return None
+    if "\n" in text[prev[1]:start] or not item.sent.start_char <= prev[0] < start:
+        return None
+    return prev
+
+
 def _pieces(text: str, start: int, first_end: int, end: int, quotes: QuoteIndex
             ) -> list[tuple[int, int]]:
     """The parts of a content: the first one, then each quotation that carries it on
@@ -835,10 +872,10 @@ def _pieces(text: str, start: int, first_end: int, end: int, quotes: QuoteIndex
     return pieces
 
 
-_EXP: dict[str, int] = {}
 _LEAD_WORDS = frozenset({"what", "which", "who", "whom", "whose", "that", "as", "and", "but",
                          "so", "while", "where", "when", "how", "why", "if"})
 _TAIL_MAX_WORDS = 8
+_ADJUNCT_COMMA = re.compile(r"[^,;:\"“”]{0,40},")
 
 
 def _without_attribution(text: str, pieces: list[tuple[int, int]],
@@ -868,10 +905,13 @@ def _without_attribution(text: str, pieces: list[tuple[int, int]],
             if len(words_after) < 2:
                 return None
             out.append(_trim(text, z_end, p_end))
-        elif split or (before.rstrip().endswith(",") and after.lstrip()[:1] in (",", '"', "“")):
+        elif split or (before.rstrip().endswith(",") and (
+                after.lstrip()[:1] in (",", '"', "“") or _ADJUNCT_COMMA.match(after))):
+            # "The plan, she said on Monday, is flawed": the adjunct goes with the cue
+            adjunct = _ADJUNCT_COMMA.match(after) if not split else None
             if len(words_before) > 1 or split:  # "Still, he said, ...": "Still" goes
                 out.append(_trim(text, p_start, z_start))
-            out.append(_trim(text, z_end, p_end))
+            out.append(_trim(text, z_end + (adjunct.end() if adjunct else 0), p_end))
         elif len(words_after) <= _TAIL_MAX_WORDS and not any(q in after for q in "\"“”"):
             out.append(_trim(text, p_start, z_start))
         else:
@@ -886,7 +926,7 @@ def _join(text: str, pieces: Sequence[tuple[int, int]]) -> str:
     """The pieces of a content as written; a gap holding words (an attribution) becomes
     one blank, a gap of blanks and punctuation stays as it is."""
     out = [text[pieces[0][0]:pieces[0][1]]]
-    for (_, prev_end), (start, end) in zip(pieces, pieces[1:], strict=False):
+    for (_, prev_end), (start, end) in itertools.pairwise(pieces):
         gap = text[prev_end:start]
         out.append(" " if any(ch.isalnum() for ch in gap) or not gap else gap)
         out.append(text[start:end])
