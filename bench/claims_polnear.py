@@ -3,6 +3,7 @@
     python bench/claims_polnear.py [--split dev] [--limit N] [--verbose]
     python bench/claims_polnear.py --learn    # rebuild tasks/models/claims_cues.json
     python bench/train_claims_cues.py         # then the cue classifier (see its docstring)
+    python bench/train_claims_filter.py       # then the claim filter (see its docstring)
 
 
 Reads ../shared/corpus/polnear/polnear_<split>.jsonl (relative to the repo root) and skips
@@ -16,6 +17,12 @@ cleanly when it is absent. Scoring (docs/claims.md):
   pronoun or a bare description ("he", "the official") and a content word of the predicted
   speaker occurs in the 1,500 characters before it (an approximation of "names the person
   the pronoun refers to"; PolNeAR has no coreference links);
+- a content in several pieces (an interrupted quotation) is the union of its pieces;
+- claims of quote_kind "event" ("unveiled a chip") are scored with the others (PolNeAR
+  annotates many such verbs as cues) and, on a second line, left out, as alert rules see
+  the claims by default;
+- content cleanliness: the share of claims whose content overlaps its own cue or speaker
+  phrase (`tasks.claims.content_is_clean`; goal 0);
 - articles/s is CPU time of this process for parsing + extraction, one process, after a
   warm-up on 20 articles of the split (model load is not counted); best of three passes
   over the split, the first pass (per-word caches still filling) printed alongside, with
@@ -43,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.config import Entity  # noqa: E402
 from schemas.models import ClaimDraft  # noqa: E402
-from tasks import claims_cuemodel, claims_cues, claims_parse  # noqa: E402
+from tasks import claims_cuemodel, claims_cues, claims_filter, claims_parse  # noqa: E402
 from tasks.claims import _LEARNED_MIN as LEARNED_MIN  # noqa: E402
 from tasks.claims import (  # noqa: E402
     claims_with_keys,
@@ -247,6 +254,7 @@ def learn() -> None:
     # the table, its drop list and unparsed forms are learnt without the cue classifier;
     # bench/train_claims_cues.py then fits the classifier and re-chooses the unparsed forms
     claims_cuemodel.use({}, 0.0, 1.0, frozenset(), frozenset())
+    claims_filter.use(None)  # trained last, on the finished extractor's output
     table = claims_cues.learn(docs, [row["attributions"] for row in rows])
     claims_cues.save(table, {})
     claims_cues.clear_cache()

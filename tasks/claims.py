@@ -27,7 +27,13 @@ from spacy.tokens import Doc, Span, Token
 
 from schemas.config import Entity
 from schemas.models import ClaimDraft, QuoteKind
-from tasks import claims_cuemodel, claims_cues, claims_fastpos, claims_parse  # noqa: F401  (registers a pipe factory)
+from tasks import (  # noqa: F401  (claims_fastpos registers a pipe factory)
+    claims_cuemodel,
+    claims_cues,
+    claims_fastpos,
+    claims_filter,
+    claims_parse,
+)
 from tasks import claims_lexicon as lex
 from tasks.claims_quotes import QuoteIndex, normalise
 from tasks.claims_speakers import EntityIndex, Resolver, Speaker, anaphor_entities
@@ -107,6 +113,7 @@ class _Found:
     key: str  # lemma/POS/construction, as in tasks.claims_cues
     # "X seemed to Y": the subject X is part of the content, the cue word splits it in two
     split: bool = False
+    source: str = "rule"  # rule | learnt | according | colon | in | raising (claims_filter)
 
 
 _NP_BREAKS = frozenset({",", ";", ":", "(", ")", "—", "–", "--", '"', "“", "”"})
@@ -440,7 +447,8 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
                 end = a_start
             else:
                 start = a_end
-            found.append(_Found([tok, to], pobj, start, end, sent, "according/VERB/to"))
+            found.append(_Found([tok, to], pobj, start, end, sent, "according/VERB/to",
+                                source="according"))
             continue
         if tok.text == ":" and not found:
             item = _colon_claim(tok, sent)
@@ -452,8 +460,10 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
         if tok.pos_ in ("VERB", "AUX") and tok.tag_.startswith("VB") and lemma in _ALL_CUES:
             got = _content_of(tok, lemma, quotes, text, sent)
         # a hand-rule output that was mostly wrong on train gives way to the learnt table
+        source = "rule"
         if got is None or claims_cues.key_of(tok, got[2]) in claims_cues.dropped():
             got = _learned(tok)
+            source = f"learnt{int(10 * _LEARNT_SCORE.pop(tok.i, 0.0))}" if got else ""
         if got is None:
             continue
         cue, (start, end), construction = got
@@ -469,7 +479,8 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
             if subj is not None and subj.i < tok.i:
                 start = min(start, subj.left_edge.idx)
                 cue = [t for t in cue if t.lower_ != "to"] or cue  # "to" stays in the content
-            found.append(_Found(cue, None, start, end, sent, key, split=True))
+            found.append(_Found(cue, None, start, end, sent, key, split=True,
+                                source="raising"))
             continue
         subj, unattributed = _speaker_of(tok)
         if subj is None and not unattributed and construction in ("quote", "ccomp") \
@@ -486,7 +497,7 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
             continue
         if unattributed and lemma not in lex.SPEECH_VERBS:
             continue
-        found.append(_Found(cue, subj, start, end, sent, key))
+        found.append(_Found(cue, subj, start, end, sent, key, source=source))
     if not found:
         item = _in_source_claim(sent)
         if item is not None:
@@ -505,7 +516,8 @@ def _in_source_claim(sent: Span) -> _Found | None:
     _, end = _subtree_span(first)
     if end >= sent.end_char - 10:
         return None
-    return _Found([first], pobj, end, sent.end_char, sent, f"in/ADP/{pobj.lemma_.lower()}")
+    return _Found([first], pobj, end, sent.end_char, sent, f"in/ADP/{pobj.lemma_.lower()}",
+                  source="in")
 
 
 def _colon_claim(colon: Token, sent: Span) -> _Found | None:
@@ -524,7 +536,8 @@ def _colon_claim(colon: Token, sent: Span) -> _Found | None:
                          heads[-1].lemma_.lower() in lex.ROLE_NOUNS):
         return None
     head = heads[-1]
-    return _Found([colon], head, after.start_char, sent.end_char, sent, "colon/PUNCT/headline")
+    return _Found([colon], head, after.start_char, sent.end_char, sent, "colon/PUNCT/headline",
+                  source="colon")
 
 
 def _learned(tok: Token) -> _Got | None:
@@ -547,10 +560,15 @@ def _learned(tok: Token) -> _Got | None:
             best = (score, name, head)
     if best is None:
         return None
-    _, name, head = best
+    score, name, head = best
     cue = [tok, head.head] if name.startswith("prep:") else [tok]
     span = _clause_span(head) if name == "ccomp" else _subtree_span(head)
+    _LEARNT_SCORE[tok.i] = score
     return _cue_tokens(tok, *cue), span, name
+
+
+# the learnt cue's score, by token index, for the claim filter (reset per sentence)
+_LEARNT_SCORE: dict[int, float] = {}
 
 
 _RELATIVES = frozenset({"who", "which", "whose", "whom"})
@@ -725,11 +743,14 @@ def _claims_of(doc: Doc, entities: Sequence[Entity], text: str | None = None
     return [claim for claim, _ in claims_with_keys(doc, entities, text)]
 
 
-def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = None
+def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = None,
+                     features: list[list[str]] | None = None
                      ) -> list[tuple[ClaimDraft, str]]:
     """The claims of a parsed doc, each with the cue key that produced it (for the bench).
 
     `text` is the doc's text when the caller has it (Doc.text is rebuilt on each access).
+    `features`, when given, receives the learnt filter's features of each claim returned
+    (`tasks.claims_filter`; for training it).
     """
     text = doc.text if text is None else text
     quotes = QuoteIndex(text)
@@ -739,7 +760,9 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
     found: list[_Found] = []
     positions = _cue_positions(doc)
     at = 0
-    for start, end in _sentence_bounds(doc):
+    bounds = _sentence_bounds(doc)
+    sentence_index = {start: k for k, (start, _) in enumerate(bounds)}
+    for start, end in bounds:
         first = at
         while at < len(positions) and positions[at] < end:
             at += 1
@@ -756,9 +779,10 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
     # part of that claim, not one of its own; an agentless passive ("it was believed
     # that") is kept: it is nobody's claim but the outer speaker's report of a belief
     outer = [(i.start, i.end, i.cue[0].idx) for i in found]
-    found = [i for i in found if i.speaker_head is None or not any(
+    nested = {id(i) for i in found if any(
         s <= i.cue[0].idx < e and c != i.cue[0].idx and not i.start <= c < i.end
-        for s, e, c in outer)]
+        for s, e, c in outer)}
+    found = [i for i in found if i.speaker_head is None or id(i) not in nested]
     for item in found:
         if quotes.containing(item.cue[0].idx) is not None:
             continue  # "I think ..." inside someone's quotation is their wording, not a claim
@@ -805,13 +829,28 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
         cue_text = " ".join(t.text for t in item.cue)
         if _is_event(item):
             kind = "event"
+        quote_kind = kind or _quote_kind(text, start, end, quotes)
+        candidate = claims_filter.Candidate(
+            cue=item.cue[0], source=item.source, key=item.key,
+            speaker_head=item.speaker_head,
+            speaker_text=speaker.text if speaker is not None else None,
+            content=content_span, content_chars=sum(e - s for s, e in pieces),
+            pieces=len(pieces), quote_kind=quote_kind, sentence=item.sent,
+            sentence_index=sentence_index.get(item.sent.start, 9))
+        # the learnt filter judges what the rules propose, except the nested agentless
+        # passive, which the rules keep on purpose (item 4 of docs/claims.md)
+        if not (id(item) in nested and item.source == "rule") and \
+                not claims_filter.keep(candidate):
+            continue
+        if features is not None:
+            features.append(claims_filter.features(candidate))
         claims.append((ClaimDraft(
             speaker=speaker.text if speaker is not None else None,
             speaker_entity=speaker.entity if speaker is not None else None,
             cue=_tidy(cue_text),
             content=_join(text, pieces),
             sentence=item.sent.text.strip(),
-            quote_kind=kind or _quote_kind(text, start, end, quotes),
+            quote_kind=quote_kind,
             entities=tuple(dict.fromkeys(about)),
             content_start=start,
             content_end=end,
