@@ -36,7 +36,7 @@ from bench.train_claims_cues import _reset_extractor  # noqa: E402
 from bench.train_claims_cues import candidates as cue_candidates  # noqa: E402
 from bench.train_claims_cues import fit as fit_cues  # noqa: E402
 from schemas.models import ClaimDraft  # noqa: E402
-from tasks import claims, claims_cuemodel, claims_filter  # noqa: E402
+from tasks import claims, claims_cuemodel, claims_cues, claims_filter  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 MIN_COUNT = 3
@@ -48,15 +48,15 @@ CUE_C = 0.5  # the shipped cue classifier's C (bench/train_claims_cues.py)
 Article = tuple[list[ClaimDraft], list[list[str]], list[dict[str, Any]], str]
 
 
-def out_of_fold_claims(docs: list[Doc], rows: list[dict[str, Any]], folds: int
-                       ) -> list[Article]:
+def out_of_fold_claims(docs: list[Doc], rows: list[dict[str, Any]], folds: int,
+                       cue_threshold: float | None = None) -> list[Article]:
     """The extractor's unfiltered claims of every train article, with a cue classifier
     fitted on the other folds."""
     cands = []
     for k, (doc, row) in enumerate(zip(docs, rows, strict=True)):
         cands.extend(cue_candidates(k, doc, row["attributions"]))
     words = claims_cuemodel.lemmas()
-    cue_threshold = claims_cuemodel.threshold()
+    cue_threshold = claims_cuemodel.threshold() if cue_threshold is None else cue_threshold
     out: list[Article | None] = [None] * len(docs)
     claims_filter.use(None)
     for fold in range(folds):
@@ -131,6 +131,10 @@ def main() -> None:
     parser.add_argument("--C", dest="c_values", type=float, nargs="+", default=[0.3])
     parser.add_argument("--min-precision", type=float, default=0.85)
     parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--cue-threshold", type=float, default=None,
+                        help="experiment: the cue classifier's threshold while collecting")
+    parser.add_argument("--keep-dropped", action="store_true",
+                        help="experiment: no drop list while collecting")
     parser.add_argument("--out", type=Path, default=claims_filter.MODEL_PATH)
     parser.add_argument("--claims-cache", type=Path, default=None,
                         help="pickle of the out-of-fold claims (outside the repo)")
@@ -150,7 +154,9 @@ def main() -> None:
             docs = claims.parse([row["text"] for row in rows])
             if args.cache is not None:
                 DocBin(docs=docs).to_disk(args.cache)
-        arts = out_of_fold_claims(docs, rows, args.folds)
+        if args.keep_dropped:
+            setattr(claims_cues, "dropped", frozenset)  # noqa: B010
+        arts = out_of_fold_claims(docs, rows, args.folds, args.cue_threshold)
         if args.claims_cache is not None:
             args.claims_cache.write_bytes(pickle.dumps(arts))
     best: tuple[float, float, float] | None = None  # F1, C, threshold

@@ -119,7 +119,10 @@ def test_a_parenthetical_attribution_is_cut_out() -> None:
 def test_a_relative_before_the_attribution_is_dropped() -> None:
     text = "He cited the rules, which Tom Baker said were written for another era."
     claim = next(c for c in extract_claims(text, []) if c.speaker == "Tom Baker")
-    assert claim.content == "were written for another era"
+    # the noun the relative clause hangs on is what the claim is about
+    assert claim.content == "the rules were written for another era"
+    assert [text[s:e] for s, e in claim.content_pieces] == ["the rules",
+                                                            "were written for another era"]
 
 
 def test_content_is_clean_flags_a_cue_inside_the_content() -> None:
@@ -140,6 +143,9 @@ def test_event_verbs_make_events_not_claims() -> None:
     assert all(kind == "event" for cue, kind in kinds.items() if cue != "announced")
     text = "Huawei announced a new phone. Officials plan to restrict its sales."
     assert {c.quote_kind for c in extract_claims(text, huawei)} <= {"event"}
+    text = ("DeepSeek released a new reasoning model on Monday that it says performs close "
+            "to the leading American systems.")
+    assert {c.quote_kind for c in extract_claims(text, [])} <= {"event"}
 
 
 def _demo_bodies() -> list[str]:
