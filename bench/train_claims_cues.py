@@ -20,8 +20,9 @@ words (those that get a sentence parsed) are lemmas with at least MIN_POSITIVE p
 candidates in train and at least --min-rate positives per occurrence. Writes
 tasks/claims/models/claims_cue_model.json (weights, bias, threshold, cue words; no text), then
 re-chooses the cue word forms left unparsed for it (as bench/claims_polnear.py --learn
-does) into tasks/claims/models/claims_cues.json. Skips cleanly when the corpus is absent.
-Deterministic.
+does) into tasks/claims/models/claims_cues.json. The claim filter (`tasks.claims.filter`) is off
+throughout; re-train it afterwards (bench/train_claims_filter.py). Skips cleanly when
+the corpus is absent. Deterministic.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from bench.claims_polnear import UNPARSED_MAX_LOSS, match  # noqa: E402
 from tasks.claims import cuemodel as claims_cuemodel  # noqa: E402
 from tasks.claims import cues as claims_cues  # noqa: E402
 from tasks.claims import extractor as claims  # noqa: E402
+from tasks.claims import filter as claims_filter  # noqa: E402
 from tasks.claims import parse as claims_parse  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
@@ -161,6 +163,9 @@ def main() -> None:
         print(f"skipped: {path} not found (the PolNeAR corpus is not on this machine)")
         return
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # the claim filter is trained after the cue classifier, on its outputs
+    # (bench/train_claims_filter.py): the classifier is chosen without it
+    claims_filter.use(None)
     nlp = claims.load_nlp()
     if args.cache is not None and args.cache.exists():
         docs = list(DocBin().from_disk(args.cache).get_docs(nlp.vocab))

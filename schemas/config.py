@@ -150,6 +150,8 @@ class AlertRule(_Strict):
     topics: tuple[str, ...] = ()  # only claims close in meaning to one of these topics
     topic_similarity: float = Field(default=0.25, ge=0, le=1)  # cosine, sentence vs topic
     min_outlets: int = Field(default=1, ge=1)  # wait until this many outlets carry the claim
+    # events ("Huawei unveiled a cluster", claims.quote_kind 'event') alert only when asked
+    include_events: bool = False
     channels: tuple[ChannelUrl, ...] = ()  # empty: alerts.channels
     mode: AlertMode | None = None  # empty: alerts.mode
 

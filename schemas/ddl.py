@@ -80,7 +80,7 @@ TABLES: dict[str, str] = {
             cue VARCHAR,
             content VARCHAR NOT NULL,
             sentence VARCHAR NOT NULL,
-            quote_kind VARCHAR NOT NULL,      -- direct | indirect | mixed
+            quote_kind VARCHAR NOT NULL,      -- direct | indirect | mixed | event
             claim_key VARCHAR NOT NULL,       -- same words in any outlet: one alert
             first_seen_at TIMESTAMPTZ NOT NULL,
             run_id VARCHAR NOT NULL

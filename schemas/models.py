@@ -13,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-QuoteKind = Literal["direct", "indirect", "mixed"]
+# `event`: an act reported with an event verb ("unveiled", "launched", "signed"), not words
+# spoken or thought; stored, but alert rules skip it unless they set include_events
+QuoteKind = Literal["direct", "indirect", "mixed", "event"]
 StanceLabel = Literal["favor", "against", "neutral"]
 AlertStatus = Literal["pending", "sent", "failed"]
 
@@ -83,6 +85,11 @@ class ClaimDraft(_Record):
     # character offsets of the content in the article body (for evaluation and highlighting)
     content_start: int = -1
     content_end: int = -1
+    # the content's pieces in the body (one, or several when a quotation is interrupted by
+    # its attribution: '"A," X said. "B."'), the cue words' and the speaker phrase's spans
+    content_pieces: tuple[tuple[int, int], ...] = ()
+    cue_spans: tuple[tuple[int, int], ...] = ()
+    speaker_span: tuple[int, int] | None = None
 
 
 class Claim(_Record):

@@ -52,6 +52,8 @@ def plan_alerts(claims: Sequence[Claim], rules: Sequence[AlertRule],
     labels = rule_channel_labels(rules)
     for claim in claims:
         for rule in rules:
+            if claim.quote_kind == "event" and not rule.include_events:
+                continue  # a product launch or a signing is news, not a claim
             if not _speaker_matches(claim, rule.speakers):
                 continue
             if rule.topics and max(similarity.get((claim.claim_id, name), 0.0)

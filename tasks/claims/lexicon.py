@@ -33,6 +33,16 @@ show suggest indicate reveal demonstrate find prove conclude estimate project co
 report state note read
 """))
 
+# Event verbs: an act, not words spoken or thought ("Huawei unveiled a cluster", "Trump
+# signed the order", "officials plan to ..."). A claim they carry is stored with
+# quote_kind "event", which alert rules skip unless they set include_events. "announce" /
+# "release" are events with an object ("announced a new chip"); with a clause or a
+# quotation ("announced that ...", 'announced: "..."') they report words.
+EVENT_VERBS = frozenset(_words("""
+unveil launch sign ban ship plan release introduce debut roll deploy announce unveiling
+"""))
+EVENT_ALWAYS = frozenset(_words("unveil launch sign ban ship plan debut roll deploy"))
+
 # Raising verbs: "X seemed to Y" is the writer's impression, with X inside the content.
 RAISING_VERBS = frozenset(_words("seem appear"))
 

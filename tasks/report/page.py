@@ -281,7 +281,10 @@ def _outlet_item(o: Outlet, now: datetime) -> str:
 
 
 def _claim_card(g: ClaimGroup, now: datetime) -> str:
-    content = f"“{e(g.content)}”" if g.quote_kind == "direct" else e(g.content)
+    # a direct claim is wrapped in quote marks, unless it carries its own: an interrupted
+    # quotation is its parts joined, each with the marks as written ('"A," "B."')
+    quoted = g.quote_kind == "direct" and not g.content.startswith(('"', "“", "'"))
+    content = f"“{e(g.content)}”" if quoted else e(g.content)
     who = (f"<strong>{e(g.speaker)}</strong> <span class=\"cue\">{e(g.cue or 'said')}</span>"
            if g.speaker else f'<strong class="cue">{UNATTRIBUTED}</strong>')
     outlets = "".join(_outlet_item(o, now) for o in g.outlets)

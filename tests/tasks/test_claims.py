@@ -89,12 +89,15 @@ def test_according_to() -> None:
 
 
 def test_nominal_and_participial_cues() -> None:
-    text = ("Senator Jane Miller expressed concern over the new tariffs. Miller also "
-            "criticized the plan, advocating for lower taxes and vowing to repeal the law.")
+    # (objects of four words or more: a bare three-word phrase is no claim, see
+    # tests/tasks/test_claims_filter.py)
+    text = ("Senator Jane Miller expressed concern over the new tariffs on steel. Miller also "
+            "criticized the plan, advocating for lower taxes on small firms and vowing to "
+            "repeal the law.")
     claims = extract_claims(text, [])
-    concern = _claim(claims, "the new tariffs")
+    concern = _claim(claims, "the new tariffs on steel")
     assert (concern.speaker, concern.cue) == ("Jane Miller", "expressed concern over")
-    advocacy = _claim(claims, "lower taxes")
+    advocacy = _claim(claims, "lower taxes on small firms")
     assert (advocacy.speaker, advocacy.cue) == ("Jane Miller", "advocating for")
     vow = _claim(claims, "repeal the law")
     assert (vow.speaker, vow.cue) == ("Jane Miller", "vowing to")
@@ -256,8 +259,8 @@ def test_learnt_cues_beyond_the_lexicon() -> None:
     eager = _claim(extract_claims("Senator Jane Miller is eager to repeal the law.", []),
                    "repeal the law")
     assert (eager.speaker, eager.cue) == ("Jane Miller", "eager")
-    critical = _claim(extract_claims("Tom Baker was critical of the new tariffs.", []),
-                      "the new tariffs")
+    critical = _claim(extract_claims("Tom Baker was critical of the new tariffs on steel.",
+                                     []), "the new tariffs on steel")
     assert (critical.speaker, critical.cue) == ("Tom Baker", "critical of")
 
 

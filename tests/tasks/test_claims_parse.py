@@ -67,8 +67,9 @@ def test_the_clause_after_the_verb_wins_over_a_fronted_one() -> None:
 
 def test_seeming_is_the_writers_impression() -> None:
     claims = extract_claims("The governor seemed to be shrinking in political stature.", [])
-    assert [(c.speaker, c.content) for c in claims] == [
-        (None, "The governor seemed to be shrinking in political stature")]
+    # unattributed; the subject is part of what is claimed, the cue word is not
+    assert [(c.speaker, c.cue, c.content) for c in claims] == [
+        (None, "seemed", "The governor to be shrinking in political stature")]
 
 
 def test_quote_spans_across_paragraphs_and_unclosed() -> None:

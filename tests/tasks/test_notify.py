@@ -332,6 +332,37 @@ def test_rules_can_ask_for_claims_on_a_topic() -> None:
     assert len(plan_alerts([chips, football], [open_rule], [topic])) == 2
 
 
+def test_events_alert_only_when_a_rule_includes_them() -> None:
+    from schemas.config import parse_config
+    from schemas.models import Claim
+    from tasks.alerts import plan_alerts
+
+    def claim(claim_id: str, kind: str, cue: str) -> Claim:
+        return Claim(claim_id=claim_id, article_id="a", speaker="Huawei",
+                     speaker_entity="Huawei", cue=cue, content=f"{claim_id} words",
+                     sentence="s", quote_kind=kind,  # type: ignore[arg-type]
+                     entities=("Huawei",), claim_key=claim_id)
+
+    launch = claim("c1", "event", "unveiled")
+    said = claim("c2", "indirect", "said")
+    config = parse_config("sources: [{name: a, urls: [https://example.com/a]}]\n"
+                          "entities: [{name: Huawei, kind: org, tracked: true}]\n"
+                          "alerts: {channels: ['json://127.0.0.1:9/hook']}\n")
+    # the default rule (no rules configured) leaves events out
+    assert [a.claim_id for a in plan_alerts([launch, said], config.alert_rules())] == ["c2"]
+    rule = AlertRule(name="all", entities=("Huawei",), channels=("json://127.0.0.1:9/hook",),
+                     mode="immediate")
+    assert not rule.include_events
+    assert [a.claim_id for a in plan_alerts([launch, said], [rule])] == ["c2"]
+    with_events = rule.model_copy(update={"include_events": True})
+    assert sorted(a.claim_id for a in plan_alerts([launch, said], [with_events])) == ["c1", "c2"]
+    configured = parse_config("sources: [{name: a, urls: [https://example.com/a]}]\n"
+                              "entities: [{name: Huawei, kind: org, tracked: true}]\n"
+                              "alerts: {channels: ['json://127.0.0.1:9/hook'], rules: "
+                              "[{name: launches, include_events: true}]}\n")
+    assert configured.alert_rules()[0].include_events
+
+
 def test_a_rule_naming_an_unknown_topic_is_refused() -> None:
     from schemas.config import parse_config
     from schemas.errors import ConfigError
