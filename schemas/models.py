@@ -44,6 +44,8 @@ class ParsedPage(_Record):
     comments: tuple[ParsedComment, ...] = ()
     # where each metadata field came from ("json-ld", "meta", "time", "byline", ...)
     provenance: dict[str, str] = Field(default_factory=dict)
+    # which opinion of the body chain gave the body (docs/extraction.md)
+    extracted_by: str = "dom"
 
 
 class Article(_Record):

@@ -40,6 +40,7 @@ class Metadata:
     language: str | None = None
     canonical_url: str | None = None
     article_body: str | None = None  # JSON-LD articleBody, a hint for the body extractor
+    description: str | None = None  # og:description / meta description: what the page is about
     fallback_author: str | None = None  # an organisation named as author in JSON-LD
     titles: list[tuple[str, str]] = field(default_factory=list)  # (title, source) offered
     provenance: dict[str, str] = field(default_factory=dict)
@@ -499,6 +500,9 @@ def extract_metadata(root: html.HtmlElement, url: str, now: datetime,
             break
     values = _meta_values(root)
     _from_meta(meta, values, url, now)
+    meta.description = next((clean(v) for key in ("og:description", "description",
+                                                   "twitter:description")
+                             for v in values.get(key, []) if clean(v)), None)
     meta.offer("language", normalise_language(root.get("lang") or root.get("xml:lang")), "html")
     site = next(iter(values.get("og:site_name", [])), None)
     _choose_title(meta, root, url, site)
