@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
         claims_new=counts.claims_new, stances_new=counts.stances_new, alerts_sent=sent,
         alerts_failed=failed,
         pages_failed=sum(1 for b in batches for o in b.outcomes if o.error),
+        extracted_by=dict(Counter(a.extracted_by or "dom" for a in articles).most_common()),
         failures=tuple(failures),
     )
     finish_run_task(db, summary)

@@ -150,6 +150,9 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     click.echo(f"  new stances   {summary.stances_new}")
     click.echo(f"  alerts sent   {summary.alerts_sent}"
                + (f" ({summary.alerts_failed} failed)" if summary.alerts_failed else ""))
+    by = getattr(summary, "extracted_by", None)
+    if by:  # which opinion of the body chain gave the new or changed articles' bodies
+        click.echo("  bodies by     " + ", ".join(f"{k} {v}" for k, v in by.items()))
     click.echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
         click.echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")

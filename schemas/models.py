@@ -60,6 +60,9 @@ class Article(_Record):
     language: str | None = None
     content_hash: str
     fetched_at: datetime
+    # which opinion of the body chain gave the body: dom | json-ld | embedded | trafilatura
+    # | main (docs/extraction.md); None for rows written before the chain
+    extracted_by: str | None = None
 
 
 class Comment(_Record):
@@ -190,5 +193,7 @@ class RunSummary(_Record):
     alerts_sent: int = 0
     alerts_failed: int = 0
     pages_failed: int = 0
+    # new or changed articles by the opinion that gave their body ({"dom": 40, ...})
+    extracted_by: dict[str, int] = Field(default_factory=dict)
     failures: tuple[Reject, ...] = ()
     report_path: str | None = None  # the run's briefing page
