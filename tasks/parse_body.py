@@ -225,6 +225,7 @@ def extract_body_info(root: html.HtmlElement) -> BodyResult:
     declared = _declared_body(top, stats)
     if declared is not None:
         chosen.add(declared)
+    chosen |= _article_prose(top, chosen, blocks, stats)
 
     out: list[str] = []
     kept_prose = 0
@@ -257,7 +258,10 @@ def _with_siblings(top: html.HtmlElement, scored: dict[html.HtmlElement, float],
         if _is_feed(sibling):
             continue
         bonus = scored[top] * 0.2 if top_class and sibling.get("class") == top_class else 0
-        if scored.get(sibling, 0) + bonus >= threshold:
+        # a sibling counts by its best container: a wrapper whose child holds the rest of
+        # the article (after an ad slot or a "read more" box) scores little itself
+        inner = max((scored.get(d, 0.0) for d in sibling.iter() if d in scored), default=0.0)
+        if max(scored.get(sibling, 0), inner) + bonus >= threshold:
             chosen.add(sibling)
             continue
         if sibling.tag == "p":
@@ -281,6 +285,31 @@ def _declared_body(top: html.HtmlElement, stats: dict[html.HtmlElement, _Stats]
             return None
         node = node.getparent()
     return None
+
+
+def _article_prose(top: html.HtmlElement, chosen: set[html.HtmlElement],
+                   blocks: list[tuple[str, html.HtmlElement, int]],
+                   stats: dict[html.HtmlElement, _Stats]) -> set[html.HtmlElement]:
+    """Prose paragraphs of the <article> around the chosen container that it missed: the
+    lead before an ad slot or a "read more" box, when the container is most of the article."""
+    node: html.HtmlElement | None = top.getparent()
+    while node is not None and node.tag != "article":
+        node = node.getparent()
+    if node is None or node not in stats or stats[node].text > 1.5 * stats[top].text:
+        return set()
+    article = {node}
+    return {owner for text, owner, links in blocks
+            if _is_prose(text, links) and _inside(owner, article) and not _inside(owner, chosen)
+            and not any(_is_feed(a) for a in _ancestors(owner, node))}
+
+
+def _ancestors(node: html.HtmlElement, stop: html.HtmlElement) -> list[html.HtmlElement]:
+    out = []
+    current: html.HtmlElement | None = node.getparent()
+    while current is not None and current is not stop:
+        out.append(current)
+        current = current.getparent()
+    return out
 
 
 def _signature(node: html.HtmlElement) -> tuple[str, frozenset[str]]:

@@ -293,6 +293,34 @@ def in_doubt(ours: BodyResult, evidence: Evidence, subject: set[str]) -> bool:
     return False
 
 
+_PROMPT = re.compile(
+    r"\b(?:subscribe|subscription|subscriber|sign in|log in|register|create an account"
+    r"|keep reading|continue reading|to read more|unlock|premium|members? only)\b", re.IGNORECASE)
+
+
+def article_text(text: str, evidence: Evidence, subject: set[str]) -> str:
+    """An opinion's text as article text: the title line, subscription prompts and consent
+    or privacy notices off (a notice is a paragraph full of consent terms that shares no
+    words with the page's subject, so an article *about* privacy keeps its paragraphs);
+    "" when what is left is not prose (no sentence of 60 characters, under 150 in all)."""
+    if not text:
+        return ""
+    title = clean(evidence.title).lower() if evidence.title else ""
+    kept = []
+    for para in text.split("\n\n"):
+        if title and para.lower() == title:
+            continue
+        if len(para) < 200 and _PROMPT.search(para):
+            continue
+        if len(_CONSENT.findall(para)) >= (1 if len(para) < 80 else 2) and len(subject) >= 3 and \
+                len(subject & {t[:5] for t in _tokens(para)}) < 2:
+            continue
+        kept.append(para)
+    if sum(len(p) for p in kept) < 150 or not any(len(p) >= 60 for p in kept):
+        return ""
+    return "\n\n".join(kept)
+
+
 def _maybe_cut(ours: BodyResult) -> bool:
     """Much of the page's prose is not in our body (after cleaning, or before it)."""
     return ours.coverage < LOW_COVERAGE or ours.raw_coverage < LOW_COVERAGE
@@ -311,22 +339,25 @@ def choose(ours: BodyResult, evidence: Evidence, page: str,
         return Choice(ours.text, "dom")
     cut = len(ours.text) < SHORT_BODY or _maybe_cut(ours)
     opinions: dict[str, str] = {"dom": ours.text, "json-ld": from_json_ld(evidence)}
+    opinions = {name: article_text(text, evidence, subject) for name, text in opinions.items()}
     picked = None
     if opinions["dom"] and opinions["json-ld"] and not cut \
             and held(opinions["dom"][:FIT_CHARS], opinions["json-ld"]) >= AGREE:
         picked = _pick(_present(opinions), subject, cut)  # the declared body settles it
     if picked is None:
-        opinions["trafilatura"] = (second or trafilatura_opinion)(page, url)
+        opinions["trafilatura"] = article_text((second or trafilatura_opinion)(page, url),
+                                               evidence, subject)
         picked = _pick(_present(opinions), subject, cut)
     if (picked is None or len(opinions[picked]) < SHORT_BODY) \
             and (evidence.templates or evidence.states):
         # the article may live in the page's scripts only (a blog platform's template)
-        opinions = _in_order({**opinions, "embedded": from_embedded(evidence, subject)})
+        embedded = article_text(from_embedded(evidence, subject), evidence, subject)
+        opinions = _in_order({**opinions, "embedded": embedded})
         picked = _pick(_present(opinions), subject, cut)
     asked = tuple(_present(opinions))
     if picked is None:
         tree = fresh_tree()
-        text = main_text(tree) if tree is not None else ""
+        text = article_text(main_text(tree), evidence, subject) if tree is not None else ""
         if text and fit(text, subject) >= PLAUSIBLE:
             return Choice(text, "main", (*asked, "main"))
         return Choice("", "none", (*asked, "main"))
