@@ -106,10 +106,11 @@ def no_article_reason(tree: HtmlElement | None) -> str:
     body = tree.find("body")
     scope = body if body is not None else tree
     links = sum(1 for _ in scope.iter("a"))
-    words = len(scope.text_content().split())
+    text = scope.text_content()
+    words = len(text.split()) + sum(1 for ch in text if "\u3040" <= ch <= "\u9fff")
     if words < 20:
         return "empty page: no text"
-    if _PAYWALL.search(scope.text_content()) and words < 400:
+    if _PAYWALL.search(text) and words < 400:
         return f"paywall or sign-in stub: {words} words asking to subscribe or sign in"
     if links >= 10:
         return f"index or listing page: {links} links and no article prose"

@@ -316,7 +316,8 @@ def article_text(text: str, evidence: Evidence, subject: set[str]) -> str:
                 len(subject & {t[:5] for t in _tokens(para)}) < 2:
             continue
         kept.append(para)
-    if sum(len(p) for p in kept) < 150 or not any(len(p) >= 60 for p in kept):
+    scale = 3 if _CJK.search(text[:500]) else 1  # CJK says as much in a third of the characters
+    if sum(len(p) for p in kept) < 150 / scale or not any(len(p) >= 60 / scale for p in kept):
         return ""
     return "\n\n".join(kept)
 

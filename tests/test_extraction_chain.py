@@ -155,7 +155,8 @@ def read_more() -> str:
 def index_page() -> str:
     items = "".join(f"<li><a href='/a{i}'>Headline number {i} about policy</a> "
                     f"<time>Nov {i % 28 + 1}</time></li>" for i in range(30))
-    return f"<html>{_head()}<body>{NAV}<main><h1>Latest</h1><ul>{items}</ul></main>{FOOT}</body></html>"
+    return (f"<html>{_head()}<body>{NAV}<main><h1>Latest</h1><ul>{items}</ul></main>{FOOT}"
+            f"</body></html>")
 
 
 def paywall_stub() -> str:
