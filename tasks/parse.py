@@ -20,7 +20,7 @@ from schemas.config import CommentSelectors
 from schemas.errors import ParseError
 from schemas.models import ParsedComment, ParsedPage
 from tasks.parse_body import extract_body_info
-from tasks.parse_chain import Evidence, SecondOpinion, choose, gather_scripts
+from tasks.parse_chain import Evidence, SecondOpinion, choose
 from tasks.parse_comments import comments_by_selectors, extract_comments
 from tasks.parse_meta import extract_metadata, json_ld_objects
 from tasks.parse_text import decode_html, looks_binary, parse_tree
@@ -55,7 +55,6 @@ def parse_page(html: bytes | str, url: str, *, fetched_at: datetime, encoding: s
     comments = selected if selected is not None else extract_comments(root, objects, now)
     evidence = Evidence(title=meta.title, description=meta.description,
                         article_body=meta.article_body)
-    gather_scripts(root, evidence)
     ours = extract_body_info(root)
     fresh: list[HtmlElement | None] = []
 

@@ -349,9 +349,12 @@ def choose(ours: BodyResult, evidence: Evidence, page: str,
         opinions["trafilatura"] = article_text((second or trafilatura_opinion)(page, url),
                                                evidence, subject)
         picked = _pick(_present(opinions), subject, cut)
-    if (picked is None or len(opinions[picked]) < SHORT_BODY) \
-            and (evidence.templates or evidence.states):
-        # the article may live in the page's scripts only (a blog platform's template)
+    if picked is None or len(opinions[picked]) < SHORT_BODY:
+        # the article may live in the page's scripts only (a blog platform's template);
+        # scripts are read from the uncleaned tree, only now that they may be needed
+        tree = fresh_tree()
+        if tree is not None and not (evidence.templates or evidence.states):
+            gather_scripts(tree, evidence)
         embedded = article_text(from_embedded(evidence, subject), evidence, subject)
         opinions = _in_order({**opinions, "embedded": embedded})
         picked = _pick(_present(opinions), subject, cut)
