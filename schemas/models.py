@@ -149,6 +149,8 @@ class FetchResult(_Record):
     error: str | None = None
     not_modified: bool = False
     fetched_at: datetime
+    # the Content-Location header: the base relative links in the content resolve against
+    content_location: str | None = None
 
 
 class Reject(_Record):
