@@ -111,7 +111,7 @@ def _ours(html: str, url: str) -> str:
     from tasks.parse import parse_page
 
     page = parse_page(html.encode("utf-8"), url, fetched_at=FETCHED_AT)
-    WINNERS[page.extracted_by] += 1
+    WINNERS[getattr(page, "extracted_by", "dom")] += 1
     return page.body
 
 
