@@ -37,6 +37,7 @@ SHORT_BODY = 600  # characters: a body shorter than this may have been cut short
 LOW_COVERAGE = 0.6  # share of the page's prose paragraphs below which we ask too
 LOW_FIT = 0.3  # subject words found in the body below which we ask too
 FIT_CHARS = 3000  # how much of a text `fit` reads
+WHOLE = 0.9  # share of the page's prose that means our body holds all of it
 PLAUSIBLE = 0.2  # an opinion less about the subject than this is set aside
 EXTENDS = 0.7  # share of our 3-grams another opinion must hold to count as a longer version
 LONGER = 1.25  # how much longer it must be
@@ -286,9 +287,13 @@ def in_doubt(ours: BodyResult, evidence: Evidence, subject: set[str]) -> bool:
         return True
     if fit(text, subject) < LOW_FIT:
         return True
+    return _declared_disagrees(text, evidence)
+
+
+def _declared_disagrees(text: str, evidence: Evidence) -> bool:
+    """Ours is not in the declared articleBody; a declared body that is merely longer is no
+    doubt (it often holds captions, product boxes or the paywalled rest)."""
     if evidence.article_body and len(evidence.article_body) >= 200:
-        # ours should be in the declared body; a declared body that is merely longer is
-        # no doubt (it often holds captions, product boxes or the paywalled rest)
         return held(text[:FIT_CHARS], evidence.article_body) < AGREE
     return False
 
@@ -338,6 +343,13 @@ def choose(ours: BodyResult, evidence: Evidence, page: str,
     subject = _subject_words(evidence)
     if ours.text and not in_doubt(ours, evidence, subject):
         return Choice(ours.text, "dom")
+    if len(ours.text) >= TINY_BODY and ours.coverage >= WHOLE and ours.raw_coverage >= WHOLE \
+            and not _declared_disagrees(ours.text, evidence):
+        # off the subject, yet our body holds all of the page's prose: no other opinion can
+        # find more; what is wrong in it is a notice, which `article_text` takes out
+        kept = article_text(ours.text, evidence, subject)
+        if kept and fit(kept, subject) >= PLAUSIBLE:
+            return Choice(kept, "dom")
     cut = len(ours.text) < SHORT_BODY or _maybe_cut(ours)
     opinions: dict[str, str] = {"dom": ours.text, "json-ld": from_json_ld(evidence)}
     opinions = {name: article_text(text, evidence, subject) for name, text in opinions.items()}
