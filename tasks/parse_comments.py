@@ -261,8 +261,8 @@ def _wordpress_items(root: html.HtmlElement) -> list[html.HtmlElement]:
 
 def _wpdiscuz_items(root: html.HtmlElement) -> list[html.HtmlElement]:
     """wpDiscuz: `div.wpd-comment` items, replies nested inside their parent's item."""
-    return [node for node in root.xpath(
-        "//div[contains(concat(' ', normalize-space(@class), ' '), ' wpd-comment ')]")]
+    return [node for node in root.xpath("//div[contains(@class, 'wpd-comment')]")
+            if "wpd-comment" in _classes(node)]
 
 
 def _definition_list_items(root: html.HtmlElement) -> list[html.HtmlElement]:
