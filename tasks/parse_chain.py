@@ -374,7 +374,7 @@ def choose(ours: BodyResult, evidence: Evidence, page: str,
     if picked is None:
         tree = fresh_tree()
         text = article_text(main_text(tree), evidence, subject) if tree is not None else ""
-        if text and fit(text, subject) >= PLAUSIBLE:
+        if text:
             return Choice(text, "main", (*asked, "main"))
         return Choice("", "none", (*asked, "main"))
     return Choice(opinions[picked], picked, asked)
@@ -399,9 +399,11 @@ def _pick(opinions: dict[str, str], subject: set[str], cut: bool) -> str | None:
     plausible = [name for name in opinions if fits[name] >= PLAUSIBLE
                  and len(opinions[name]) >= 80]
     if not plausible:
-        # nothing is clearly about the page's subject: the longest that is not a notice
-        rest = [n for n in opinions if fits[n] > 0 and len(opinions[n]) >= 80]
-        return max(rest, key=lambda n: len(opinions[n])) if rest else None
+        # nothing is clearly about the page's subject (a title that does not match its
+        # story): every opinion counts, in the order of trust; notices are already out
+        plausible = [name for name in opinions if len(opinions[name]) >= 80]
+        if not plausible:
+            return None
     base = plausible[0]  # dom, json-ld, embedded, trafilatura: in order of trust
     for name in plausible[1:]:
         # a longer version of what we have: ours was cut short (split body, "read more")
