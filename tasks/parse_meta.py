@@ -7,7 +7,6 @@ bylines in the page, and finally a date in the URL path (/2026/11/28/).
 
 from __future__ import annotations
 
-import copy
 import html as htmllib
 import json
 import re
@@ -388,13 +387,13 @@ def _only_people(meta: Metadata, root: html.HtmlElement, url: str, site: str | N
 
 def htmldate_opinion(root: html.HtmlElement, now: datetime) -> datetime | None:
     """htmldate's publication date, as a second opinion when the page's own markup gave
-    none (fast settings, on a copy: htmldate cleans the tree it is given)."""
+    none (fast settings; htmldate prunes a copy of the tree it is given, not the tree)."""
     try:
         from htmldate import find_date
     except ImportError:  # pragma: no cover - a runtime dependency, but never fatal
         return None
     try:
-        found = find_date(copy.deepcopy(root), extensive_search=False, original_date=True,
+        found = find_date(root, extensive_search=False, original_date=True,
                           outputformat="%Y-%m-%dT%H:%M:%S", max_date=now.strftime("%Y-%m-%d"))
     except Exception:  # a second opinion must never sink the page
         return None
