@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
         claims_new=counts.claims_new, stances_new=counts.stances_new, alerts_sent=sent,
         alerts_failed=failed,
         pages_failed=sum(1 for b in batches for o in b.outcomes if o.error),
+        extracted_by=dict(Counter(a.extracted_by or "dom" for a in articles).most_common()),
         failures=tuple(failures),
         sources=tuple(b.night for b in batches if b.night is not None),
     )

@@ -193,6 +193,9 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
             if night.deferred or night.expired else ""
         echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
                    f"fetched, {night.deferred} deferred, {night.expired} expired{over}")
+    by = getattr(summary, "extracted_by", None)
+    if by:  # which opinion of the body chain gave the new or changed articles' bodies
+        echo("  bodies by     " + ", ".join(f"{k} {v}" for k, v in by.items()))
     echo(f"  failures      {len(summary.failures)}")
     for reject in summary.failures[:20]:
         echo(f"    [{reject.source}/{reject.stage}] {reject.url}: {reject.reason}")

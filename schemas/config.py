@@ -61,7 +61,15 @@ class CommentSelectors(_Strict):
 
 class CommentEndpoint(_Strict):
     """Comments served as JSON: a URL template with {url}, {canonical} or {article_id}
-    (URL-encoded), and where each field is in the answer (dotted paths)."""
+    (URL-encoded), and where each field is in the answer (dotted paths).
+
+    "Load more" endpoints: `next` is the dotted path to the next page in the answer, a URL
+    (absolute or relative) or, with `page_param`, a cursor or page number put in that query
+    parameter of the last URL; at most `max_pages` pages are read per article. An answer
+    whose `items` is a string, or that is not JSON at all, is an HTML fragment of comments,
+    read like the page's own (the source's `comments` selectors, else detection); there the
+    next page is a `rel=next` or "load more" link (href, data-href, data-url or data-next).
+    """
 
     url: str
     items: str = "comments"  # dotted path to the list in the JSON answer; "" for a bare list
@@ -70,6 +78,9 @@ class CommentEndpoint(_Strict):
     body: str = "body"
     time: str = "created_at"
     parent: str = "parent_id"
+    next: str = ""  # dotted path to the next page (URL or cursor); "" when not paginated
+    page_param: str = ""  # query parameter carrying a cursor or page number from `next`
+    max_pages: int = Field(default=20, ge=1, le=200)
 
 
 class Source(_Strict):

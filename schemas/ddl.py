@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Z = 1.645  # two-sided 90%: the intervals on stance shares
 
 TABLES: dict[str, str] = {
@@ -51,7 +51,8 @@ TABLES: dict[str, str] = {
             content_hash VARCHAR NOT NULL,
             fetched_at TIMESTAMPTZ NOT NULL,
             first_seen_at TIMESTAMPTZ NOT NULL,
-            run_id VARCHAR NOT NULL
+            run_id VARCHAR NOT NULL,
+            extracted_by VARCHAR              -- dom | json-ld | embedded | trafilatura | main
         )""",
     "article_urls": """
         CREATE TABLE IF NOT EXISTS article_urls (
@@ -352,6 +353,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "claimed_at = coalesce(a.published_at, c.first_seen_at) "
         "FROM claims c JOIN articles a USING (article_id) "
         "WHERE c.claim_id = claim_entities.claim_id",
+    ),
+    # 3: which opinion of the body chain gave each article's body; every earlier body came
+    # from the scorer, the only extractor before the chain
+    3: (
+        "ALTER TABLE articles ADD COLUMN extracted_by VARCHAR",
+        "UPDATE articles SET extracted_by = 'dom' WHERE extracted_by IS NULL",
     ),
 }
 

@@ -47,6 +47,8 @@ class ParsedPage(_Record):
     comments: tuple[ParsedComment, ...] = ()
     # where each metadata field came from ("json-ld", "meta", "time", "byline", ...)
     provenance: dict[str, str] = Field(default_factory=dict)
+    # which opinion of the body chain gave the body (docs/extraction.md)
+    extracted_by: str = "dom"
 
 
 class Article(_Record):
@@ -61,6 +63,9 @@ class Article(_Record):
     language: str | None = None
     content_hash: str
     fetched_at: datetime
+    # which opinion of the body chain gave the body: dom | json-ld | embedded | trafilatura
+    # | main (docs/extraction.md); None for rows written before the chain
+    extracted_by: str | None = None
 
 
 class Comment(_Record):
@@ -158,6 +163,8 @@ class FetchResult(_Record):
     error: str | None = None
     not_modified: bool = False
     fetched_at: datetime
+    # the Content-Location header: the base relative links in the content resolve against
+    content_location: str | None = None
 
     @property
     def gone(self) -> bool:
@@ -220,6 +227,8 @@ class RunSummary(_Record):
     alerts_sent: int = 0
     alerts_failed: int = 0
     pages_failed: int = 0
+    # new or changed articles by the opinion that gave their body ({"dom": 40, ...})
+    extracted_by: dict[str, int] = Field(default_factory=dict)
     failures: tuple[Reject, ...] = ()
     sources: tuple[SourceNight, ...] = ()  # found, fetched, deferred, expired per source
     report_path: str | None = None  # the run's briefing page

@@ -156,3 +156,66 @@ def test_a_comment_page_that_failed_is_read_on_the_next_night(tmp_path: Path,
     assert rows == [("First page comment.",), ("Second page comment.",)]
     _, pages = query(db, "SELECT status FROM pages")
     assert pages == [("ok",)]
+
+
+def test_reply_links_do_not_fetch_a_comment_page_twice(tmp_path: Path,
+                                                       httpserver: HTTPServer) -> None:
+    """WordPress reply links (`?replytocom=N`) on comment page 2 name page 2 again: it is
+    fetched once, and its comments stored once."""
+    replies = "".join(f'<a class="comment-reply-link" href="/a.html?cpage=2&replytocom={n}'
+                      f'#respond">Reply</a>' for n in (1, 2, 3))
+    first = _wp([(1, "Ann", "First page comment.", None)],
+                nav=f'<nav class="comment-navigation">{replies}</nav>')
+    httpserver.expect_request("/a.html", query_string="cpage=2").respond_with_data(
+        _page("Chips", _wp([(3, "Cy", "Second page comment.", None)])),
+        content_type="text/html")
+    httpserver.expect_request("/a.html", query_string="").respond_with_data(
+        _page("Chips", first), content_type="text/html")
+    rows = _stored(tmp_path, httpserver, Source(name="wp", urls=[httpserver.url_for("/a.html")]))
+    assert rows == [("Ann", "First page comment.", None), ("Cy", "Second page comment.", None)]
+    asked = [r.query_string.decode() for r, _ in httpserver.log if r.path == "/a.html"]
+    assert sorted(asked) == ["", "cpage=2"]
+
+
+def test_a_load_more_endpoint_is_followed_page_by_page(tmp_path: Path,
+                                                       httpserver: HTTPServer) -> None:
+    """A JSON endpoint answering a page of comments and a cursor for the next one."""
+    page_url = httpserver.url_for("/e.html")
+    httpserver.expect_request("/e.html").respond_with_data(_page("Chips"),
+                                                           content_type="text/html")
+    pages = {"": ([{"id": 1, "who": "Hal", "text": "Page one.", "parent": None}], "abc"),
+             "abc": ([{"id": 2, "who": "Ida", "text": "Page two.", "parent": 1}], "def"),
+             "def": ([{"id": 3, "who": "Jon", "text": "Page three.", "parent": None}], None)}
+
+    def answer(request: Request) -> Response:
+        items, cursor = pages[request.args.get("after", "")]
+        return Response(json.dumps({"items": items, "paging": {"next": cursor}}),
+                        content_type="application/json")
+
+    httpserver.expect_request("/api/more").respond_with_handler(answer)
+    source = Source.model_validate({
+        "name": "more", "urls": [page_url],
+        "comments_api": {"url": httpserver.url_for("/api/more") + "?post={article_id}",
+                         "items": "items", "author": "who", "body": "text",
+                         "parent": "parent", "next": "paging.next", "page_param": "after"}})
+    rows = _stored(tmp_path, httpserver, source)
+    assert rows == [("Hal", "Page one.", None), ("Jon", "Page three.", None),
+                    ("Ida", "Page two.", "Hal")]
+
+
+def test_a_load_more_endpoint_answering_html(tmp_path: Path, httpserver: HTTPServer) -> None:
+    """An endpoint answering JSON that wraps an HTML fragment of comments, with a "load more"
+    link in it; the comments are read like the page's own."""
+    page_url = httpserver.url_for("/f.html")
+    httpserver.expect_request("/f.html").respond_with_data(_page("Chips"),
+                                                           content_type="text/html")
+    more = '<a class="load-more" data-href="/api/html?page=2">Load more comments</a>'
+    httpserver.expect_request("/api/html", query_string="page=2").respond_with_json(
+        {"html": _wp([(5, "Lu", "From the second batch.", None)])})
+    httpserver.expect_request("/api/html", query_string="page=1").respond_with_json(
+        {"html": _wp([(4, "Kai", "From the first batch.", None)]) + more})
+    source = Source.model_validate({
+        "name": "html", "urls": [page_url],
+        "comments_api": {"url": httpserver.url_for("/api/html") + "?page=1", "items": "html"}})
+    rows = _stored(tmp_path, httpserver, source)
+    assert rows == [("Kai", "From the first batch.", None), ("Lu", "From the second batch.", None)]

@@ -64,6 +64,9 @@ def test_nightly_flow_end_to_end_then_nothing_new(site: tuple[Path, str], db_pat
     assert first.status == "completed"
     assert first.articles_new >= 6 and first.comments_new >= 20 and first.claims_new >= 30
     assert _one(db_path, "SELECT count(*) FROM articles") == first.articles_new
+    # every body says which opinion of the extraction chain gave it, and the summary counts them
+    assert _one(db_path, "SELECT count(*) FROM articles WHERE extracted_by IS NULL") == 0
+    assert sum(first.extracted_by.values()) >= first.articles_new
     assert _one(db_path, "SELECT count(DISTINCT source) FROM articles") == 3
 
     # the sample article, its five comments and their stances

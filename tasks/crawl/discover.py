@@ -13,6 +13,7 @@ invalid URL), each become a `discover` reject with its reason; the other items g
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ from schemas.models import FetchRequest, FetchResult, Listing, Reject
 from tasks.crawl.fetch import FEED_TYPES, fetch_many
 
 _FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
-               "application/rdf+xml"}
+               "application/rdf+xml", "text/rss+xml", "text/atom+xml"}
+# where sites keep a sitemap when neither the homepage nor robots.txt says
+WELL_KNOWN_SITEMAPS = ("/sitemap.xml", "/sitemap_index.xml", "/sitemap-index.xml",
+                       "/news-sitemap.xml", "/sitemap-news.xml")
+_LOC_OPEN = re.compile(rb"<(?:[\w.-]+:)?loc\b[^>]*>")
+_LOC_CLOSE = re.compile(rb"</(?:[\w.-]+:)?loc\s*>")
 MAX_SITEMAPS = 50
 _SITEMAP_ROOTS = {"urlset", "sitemapindex"}
 
@@ -162,6 +168,8 @@ def parse_sitemap(content: bytes, base_url: str, *, max_bytes: int = SITEMAP_MAX
     content = content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
     if not content:
         raise NotAListing("not a sitemap: empty response")
+    if not content.startswith(b"<"):
+        return _text_sitemap(content, base_url), []
     try:
         root = etree.fromstring(content, parser=etree.XMLParser(recover=True,
                                                                 resolve_entities=False))
@@ -193,7 +201,41 @@ def parse_sitemap(content: bytes, base_url: str, *, max_bytes: int = SITEMAP_MAX
                      if isinstance(c.tag, str) and c.text}
             when = _parse_date(dates.get("publication_date")) or _parse_date(dates.get("lastmod"))
             pages.append(Discovered(url=loc, published_at=when))
+    if _last_loc_cut(content):
+        # a sitemap cut off inside its last <loc>: that address is a fragment, not a page
+        if children and (not pages or _last_tag_is(root, "sitemap")):
+            children.pop()
+        elif pages:
+            pages.pop()
     return pages, children
+
+
+def _last_loc_cut(content: bytes) -> bool:
+    """Whether the file ends inside a <loc> element (a download cut short)."""
+    opened = list(_LOC_OPEN.finditer(content))
+    return bool(opened) and _LOC_CLOSE.search(content, opened[-1].end()) is None
+
+
+def _last_tag_is(root: etree._Element, name: str) -> bool:
+    last = [e for e in root if isinstance(e.tag, str)]
+    return bool(last) and etree.QName(last[-1]).localname == name
+
+
+def _text_sitemap(content: bytes, base_url: str) -> list[Discovered]:
+    """A sitemap in plain text, one absolute URL a line (sitemaps.org allows it).
+
+    Raises `NotAListing` unless every non-blank line is one http(s) URL; a last line cut
+    short (no line break at the end of a file that fills its lines) is kept only if it is
+    a whole URL, which the test cannot tell: it is dropped when the file does not end in a
+    line break and other lines do."""
+    lines = [line.strip() for line in content.decode("utf-8", errors="replace").splitlines()]
+    urls = [line for line in lines if line]
+    if not urls or not all(re.fullmatch(r"https?://\S+", u, flags=re.IGNORECASE) for u in urls):
+        raise NotAListing("not a sitemap: " + ("an HTML page" if _looks_like_html(content)
+                                               else "no XML root element"))
+    if len(urls) > 1 and not content.endswith((b"\n", b"\r")):
+        urls.pop()  # the file stops mid-line: the last address may be cut
+    return [Discovered(url=_resolve(base_url, u)) for u in urls]
 
 
 def find_feed_links(html: bytes, base_url: str) -> list[str]:
@@ -219,6 +261,16 @@ def is_fresh(item: Discovered, now: datetime, window: timedelta) -> bool:
 def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
                    known: Mapping[str, Listing]) -> bytes | None:
     """A listing's content; an unchanged one (304) is served from the last fetch."""
+    got = _fetch_listing_at(url, source, crawl, out, known)
+    return got[0] if got is not None else None
+
+
+def _fetch_listing_at(url: str, source: Source, crawl: Crawl, out: Discovery,
+                      known: Mapping[str, Listing], *, quiet: bool = False
+                      ) -> tuple[bytes, str] | None:
+    """(content, base URL for its relative links): the `Content-Location` header resolved
+    against the URL when the answer has one, else the URL itself. `quiet`: a failure is
+    no reject (a guess at a well-known address)."""
     problem = url_problem(url)
     if problem is not None:  # fetching it would raise: a reject, not a request
         _reject(out, url, source, problem)
@@ -233,14 +285,18 @@ def _fetch_listing(url: str, source: Source, crawl: Crawl, out: Discovery,
                            last_modified=before.last_modified if before else None)
     result = fetch_many([request], crawl, accept=FEED_TYPES)[0]
     out.fetches.append(result)
+    base = url
+    if result.content_location:
+        base = join_url(result.final_url or url, result.content_location) or url
     if result.not_modified and before is not None:
-        return before.content
+        return before.content, base
     if result.ok and result.content is not None and (result.etag or result.last_modified):
         out.listings[url] = Listing(result.etag, result.last_modified, result.content)
     if not result.ok or result.content is None:
-        _reject(out, url, source, result.error or "no content")
+        if not quiet:
+            _reject(out, url, source, result.error or "no content")
         return None
-    return result.content
+    return result.content, base
 
 
 def _robots_sitemaps(homepage: str, source: Source, crawl: Crawl, out: Discovery) -> list[str]:
@@ -256,6 +312,26 @@ def _robots_sitemaps(homepage: str, source: Source, crawl: Crawl, out: Discovery
     return [_resolve(url, s) for s in robots.sitemaps][:MAX_SITEMAPS]
 
 
+def _well_known_sitemaps(homepage: str, source: Source, crawl: Crawl, out: Discovery,
+                         known: Mapping[str, Listing],
+                         prefetched: dict[str, tuple[bytes, str]]) -> list[str]:
+    """The first well-known sitemap address of the homepage's origin that answers with a
+    sitemap; its content is kept in `prefetched` so it is not fetched twice."""
+    parts = urlsplit(homepage)
+    for path in WELL_KNOWN_SITEMAPS:
+        url = f"{parts.scheme}://{parts.netloc}{path}"
+        got = _fetch_listing_at(url, source, crawl, out, known, quiet=True)
+        if got is None:
+            continue
+        try:
+            parse_sitemap(got[0], got[1], max_bytes=crawl.max_bytes, limit=1)
+        except NotAListing:
+            continue
+        prefetched[url] = got
+        return [url]
+    return []
+
+
 def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None,
                     listings: Mapping[str, Listing] | None = None) -> Discovery:
     """Every fresh article URL the source offers; fetch failures become rejects.
@@ -269,27 +345,38 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
     found: list[Discovered] = [Discovered(url=str(u), from_list=True) for u in source.urls]
     feeds = [str(source.feed)] if source.feed else []
     pending = [str(source.sitemap)] if source.sitemap else []
+    prefetched: dict[str, tuple[bytes, str]] = {}
     if source.homepage:
-        page = _fetch_listing(str(source.homepage), source, crawl, out, known)
+        homepage = str(source.homepage)
+        rejected = len(out.rejects)
+        page = _fetch_listing(homepage, source, crawl, out, known)
         if page is not None:
-            named = find_feed_links(page, str(source.homepage))
+            named = find_feed_links(page, homepage)
             # the first feed that can be fetched; if none can, the first is rejected
             feeds.extend([next((u for u in named if url_problem(u) is None), named[0])]
                          if named else [])
-            if not feeds and not pending:  # no feed named: the sitemaps robots.txt names
-                pending.extend(_robots_sitemaps(str(source.homepage), source, crawl, out))
-            if not feeds and not pending:
-                _reject(out, str(source.homepage), source,
-                        "homepage names no feed and robots.txt no sitemap")
+        if not feeds and not pending:
+            # no feed named, or no homepage at all (a 404): the sitemaps robots.txt names,
+            # else a sitemap at a well-known address
+            pending.extend(_robots_sitemaps(homepage, source, crawl, out))
+            if not pending:
+                pending.extend(_well_known_sitemaps(homepage, source, crawl, out, known,
+                                                    prefetched))
+            if pending:
+                del out.rejects[rejected:]  # the homepage's failure cost nothing
+            elif page is not None:
+                _reject(out, homepage, source,
+                        "homepage names no feed, robots.txt no sitemap, and no sitemap at "
+                        "the well-known addresses")
     # what one source's listings may name: a multiple of what is kept, so a hostile
     # sitemap of millions of addresses costs neither memory nor time
     cap = source.max_items * crawl.max_listed_per_item + len(source.urls)
     for feed_url in feeds:
-        content = _fetch_listing(feed_url, source, crawl, out, known)
-        if content is None:
+        got = _fetch_listing_at(feed_url, source, crawl, out, known)
+        if got is None:
             continue
         try:
-            found.extend(parse_feed(content, feed_url))
+            found.extend(parse_feed(*got))
         except NotAListing as exc:
             _reject(out, feed_url, source, str(exc))
     seen_maps: set[str] = set()
@@ -298,20 +385,22 @@ def discover_source(source: Source, crawl: Crawl, *, now: datetime | None = None
         if map_url in seen_maps:
             continue
         seen_maps.add(map_url)
-        content = _fetch_listing(map_url, source, crawl, out, known)
-        if content is None:
+        got = prefetched.pop(map_url, None) or _fetch_listing_at(map_url, source, crawl, out,
+                                                                 known)
+        if got is None:
             continue
+        base = got[1]
         try:
-            content = _gunzip(content, crawl.max_bytes)
+            content = _gunzip(got[0], crawl.max_bytes)
             if looks_like_feed(content):  # some sites point "sitemap" at their RSS feed
-                found.extend(parse_feed(content, map_url))
+                found.extend(parse_feed(content, base))
                 continue
-            pages, children = parse_sitemap(content, map_url, max_bytes=crawl.max_bytes,
+            pages, children = parse_sitemap(content, base, max_bytes=crawl.max_bytes,
                                             limit=cap - len(found) + 1)
         except NotAListing as exc:
             _reject(out, map_url, source, str(exc))
             continue
-        del content
+        del content, got
         found.extend(pages)
         pending.extend(children[:MAX_SITEMAPS])
     if len(found) > cap or (pending and len(found) >= cap):

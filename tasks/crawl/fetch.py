@@ -55,6 +55,9 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 FEED_TYPES = (
     "application/rss+xml", "application/atom+xml", "application/xml", "text/xml",
     "application/rdf+xml", "application/feed+json", "text/plain", *HTML_TYPES,
+    # what feedparser also reads as feeds: the text/ spellings, DTD and external entities
+    "text/rss+xml", "text/atom+xml", "application/xml-dtd",
+    "text/xml-external-parsed-entity", "application/xml-external-parsed-entity",
     # gzipped sitemaps (sitemap.xml.gz) come under these
     "application/gzip", "application/x-gzip", "application/octet-stream",
 )
@@ -303,6 +306,7 @@ def _read_response(response: httpx.Response, request: FetchRequest, *, accept: S
             url=request.url, source=request.source, final_url=str(response.url),
             status=304, ok=True, not_modified=True, etag=request.etag,
             last_modified=request.last_modified, fetched_at=fetched_at,
+            content_location=response.headers.get("Content-Location"),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
     if status in _RETRY_STATUSES:
@@ -341,6 +345,7 @@ def _read_response(response: httpx.Response, request: FetchRequest, *, accept: S
         status=status, ok=True, content=b"".join(chunks), content_type=media_type,
         encoding=_charset(content_type), etag=response.headers.get("ETag"),
         last_modified=response.headers.get("Last-Modified"),
+        content_location=response.headers.get("Content-Location"),
         bytes=response.num_bytes_downloaded,
         duration_ms=int((time.monotonic() - started) * 1000), fetched_at=fetched_at,
     )

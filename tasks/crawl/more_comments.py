@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from lxml import html as lxml_html
 
@@ -22,7 +22,15 @@ from schemas.errors import ParseError
 from schemas.ids import join_url
 from schemas.models import Comment, FetchRequest, FetchResult, ParsedComment, Reject
 from tasks.crawl.fetch import HTML_TYPES, fetch_many
-from tasks.extract import comment_records, comment_time, parse_page
+from tasks.extract import (
+    comment_records,
+    comment_time,
+    comments_by_selectors,
+    decode_html,
+    extract_comments,
+    parse_page,
+    parse_tree,
+)
 
 MAX_COMMENT_PAGES = 20
 JSON_TYPES = ("application/json", "text/json", "text/plain", "application/javascript")
@@ -57,12 +65,23 @@ def comment_page_links(html: bytes | str, url: str) -> list[str]:
         joined = join_url(url, href)
         if joined is None:
             continue  # a malformed link: skipped, it never fails the article
-        target = joined.split("#", 1)[0]
+        # WordPress reply links (`?replytocom=N`) repeat the page they are on: one fetch per
+        # comment page, not one per reply link
+        target = _without_replytocom(joined.split("#", 1)[0])
         parts = urlsplit(target)
         if parts.netloc == here.netloc and target != url.split("#", 1)[0] \
                 and target not in found:
             found.append(target)
     return found[:MAX_COMMENT_PAGES]
+
+
+def _without_replytocom(url: str) -> str:
+    parts = urlsplit(url)
+    if "replytocom" not in parts.query:
+        return url
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if k != "replytocom"])
+    return urlunsplit(parts._replace(query=query))
 
 
 def _dig(data: Any, path: str) -> Any:
@@ -105,6 +124,66 @@ def comments_from_json(payload: bytes | str, endpoint: CommentEndpoint,
     return comments
 
 
+def comments_from_answer(payload: bytes, endpoint: CommentEndpoint, source: Source,
+                         now: datetime) -> list[ParsedComment]:
+    """Comments of one endpoint answer: JSON items, or an HTML fragment (also inside JSON)."""
+    fragment = _html_fragment(payload, endpoint)
+    if fragment is None:
+        return comments_from_json(payload, endpoint, now)
+    if source.comments is not None:
+        return comments_by_selectors(fragment, source.comments, now)[0]
+    root = parse_tree(f"<html><body>{fragment}</body></html>")
+    return extract_comments(root, [], now) if root is not None else []
+
+
+def _html_fragment(payload: bytes, endpoint: CommentEndpoint) -> str | None:
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return decode_html(payload)
+    items = _dig(data, endpoint.items) if endpoint.items else data
+    return items if isinstance(items, str) else None
+
+
+def next_page(payload: bytes, endpoint: CommentEndpoint, current: str) -> str | None:
+    """The URL of the endpoint's next page after this answer, if it names one."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if data is None or isinstance(_dig(data, endpoint.items) if endpoint.items else data, str):
+        link = _load_more_link(payload if data is None else
+                               str(_dig(data, endpoint.items) or "").encode())
+        if link is None and data is not None and endpoint.next:
+            link = _dig(data, endpoint.next)
+    else:
+        link = _dig(data, endpoint.next) if endpoint.next else None
+    if link in (None, "", False, 0) or isinstance(link, (dict, list)):
+        return None
+    if endpoint.page_param:
+        parts = urlsplit(current)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k != endpoint.page_param] + [(endpoint.page_param, str(link))]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return join_url(current, str(link))
+
+
+def _load_more_link(fragment: bytes) -> str | None:
+    root = parse_tree(decode_html(fragment)) if fragment.strip() else None
+    if root is None:
+        return None
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue
+        hint = f"{node.get('class', '')} {node.get('id', '')}".lower()
+        if "next" in (node.get("rel") or "").split() or any(
+                word in hint for word in ("load-more", "loadmore", "more-comments")):
+            for attr in ("href", "data-href", "data-url", "data-next"):
+                if node.get(attr):
+                    return str(node.get(attr))
+    return None
+
+
 def endpoint_url(endpoint: CommentEndpoint, page_url: str, canonical: str | None,
                  article_id: str) -> str:
     return endpoint.url.format(url=quote(page_url, safe=""),
@@ -132,10 +211,27 @@ def fetch_more_comments(pages: Sequence[tuple[str, str, str | None, bytes]], sou
         endpoint = source.comments_api
         calls = [(article_id, endpoint_url(endpoint, url, canonical, article_id))
                  for article_id, url, canonical, _ in pages]
-        for article_id, _call, result in _fetched(out, calls, source, crawl,
-                                                  "comments endpoint", accept=JSON_TYPES):
-            out.comments.extend(comment_records(
-                comments_from_json(result.content or b"", endpoint, fetched_at), article_id))
+        seen = {call for _, call in calls}
+        # every page of an article's comments first, then their ids: a reply on page 2 finds
+        # its parent on page 1
+        found: dict[str, list[ParsedComment]] = {}
+        for _page in range(endpoint.max_pages):  # "load more": one round per page
+            following: list[tuple[str, str]] = []
+            for article_id, call, result in _fetched(out, calls, source, crawl,
+                                                     "comments endpoint",
+                                                     accept=(*JSON_TYPES, *HTML_TYPES)):
+                payload = result.content or b""
+                found.setdefault(article_id, []).extend(
+                    comments_from_answer(payload, endpoint, source, fetched_at))
+                more = next_page(payload, endpoint, call)
+                if more is not None and more not in seen:
+                    seen.add(more)
+                    following.append((article_id, more))
+            if not following:
+                break
+            calls = following
+        for article_id, comments in found.items():
+            out.comments.extend(comment_records(comments, article_id))
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lxml import html
+from lxml import etree, html
 
 from tasks.extract.text import attr_text, clean, iter_blocks
 
@@ -42,6 +42,9 @@ _ALWAYS = re.compile(
     r"|sr-only|visually-hidden|screen-reader-text)(?:$|\s)")
 _BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search",
                                 "dialog"})
+_MAYBE_DOOMED = etree.XPath(
+    ".//*[@class or @id or @role or @style or @hidden or @aria-hidden]"
+    " | .//nav | .//aside | .//footer | .//header | .//menu | .//form | .//figure")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 
 _POSITIVE = re.compile(
@@ -72,7 +75,8 @@ class _Stats:
     links: int = 0  # of which inside links
 
 
-def _clean_tree(body: html.HtmlElement) -> None:
+def _clean_tree(body: html.HtmlElement) -> int:
+    """Drop boilerplate in place; returns the page's prose (<p> characters) before."""
     for node in list(body.iter(*_JUNK_TAGS)):
         if node.getparent() is not None:
             node.drop_tree()
@@ -82,7 +86,9 @@ def _clean_tree(body: html.HtmlElement) -> None:
     total = max(1, len(body.text_content()))
     total_prose = max(1, _prose(body))
     doomed: list[tuple[html.HtmlElement, bool]] = []
-    for node in body.iter():
+    # only elements with a telling attribute or tag can be doomed: selecting them in C
+    # (XPath) spares a Python proxy for every other element of the page
+    for node in _MAYBE_DOOMED(body):
         if not isinstance(node.tag, str) or node.tag in ("html", "body", "main", "article"):
             continue
         if (node.get("itemprop") or "").lower() == "articlebody":
@@ -101,10 +107,13 @@ def _clean_tree(body: html.HtmlElement) -> None:
             continue
         # a wrapper with an unlucky name ("l-sidebar-fixed l-article-body") that holds much of
         # the page's prose is the article, not boilerplate: keep it
-        if not always and (_prose(node) > _PROTECT_SHARE * total_prose
-                           or len(node.text_content()) > _PROTECT_SHARE * total):
-            continue
+        if not always:
+            size = len(node.text_content())  # an upper bound of its prose: cheap test first
+            if size > _PROTECT_SHARE * total or (size > _PROTECT_SHARE * total_prose
+                                                 and _prose(node) > _PROTECT_SHARE * total_prose):
+                continue
         node.drop_tree()
+    return total_prose
 
 
 def _prose(node: html.HtmlElement) -> int:
@@ -142,13 +151,43 @@ def _is_cjk(text: str) -> bool:
 
 def extract_body(root: html.HtmlElement) -> str:
     """The article's paragraphs, joined by blank lines; "" when nothing looks like prose."""
+    return extract_body_info(root).text
+
+
+@dataclass(frozen=True)
+class BodyResult:
+    """The scorer's body, and how much of the page's prose it holds (for the chain)."""
+
+    text: str
+    page_prose: int = 0  # characters in prose paragraphs anywhere in the cleaned page
+    kept_prose: int = 0  # of which in the body
+    raw_prose: int = 0  # characters in long <p> paragraphs before cleaning (any container)
+
+    @property
+    def coverage(self) -> float:
+        """Share of the page's prose paragraphs that the body holds."""
+        return self.kept_prose / self.page_prose if self.page_prose else 1.0
+
+    @property
+    def raw_coverage(self) -> float:
+        """The body's length against the page's long <p> paragraphs before any cleaning:
+        low when article text sat in containers that cleaning dropped."""
+        return min(1.0, len(self.text) / self.raw_prose) if self.raw_prose > 1 else 1.0
+
+
+def _is_prose(text: str, links: int) -> bool:
+    return len(text) >= 80 and links < 0.2 * len(text)
+
+
+def extract_body_info(root: html.HtmlElement) -> BodyResult:
+    """`extract_body` with how much of the page's prose paragraphs the body kept."""
     body = root.find("body")
     if body is None:
         body = root
-    _clean_tree(body)
+    raw_prose = _clean_tree(body)
     blocks = [(text, owner, links) for text, owner, links in iter_blocks(body)]
     if not blocks:
-        return ""
+        return BodyResult("", raw_prose=raw_prose)
     cjk = _is_cjk(" ".join(text for text, _o, _l in blocks[:50]))
     min_len = 10 if cjk else 25
 
@@ -175,8 +214,9 @@ def extract_body(root: html.HtmlElement) -> str:
                                                                     level * 3)
             node = node.getparent()
             level += 1
+    page_prose = sum(len(text) for text, _o, links in blocks if _is_prose(text, links))
     if not candidates:
-        return ""
+        return BodyResult("", page_prose, raw_prose=raw_prose)
     scored = {node: score * (1 - stats[node].links / max(1, stats[node].text))
               for node, score in candidates.items() if node in stats}
     top = max(scored, key=lambda n: scored[n])
@@ -185,11 +225,15 @@ def extract_body(root: html.HtmlElement) -> str:
     declared = _declared_body(top, stats)
     if declared is not None:
         chosen.add(declared)
+    chosen |= _article_prose(top, chosen, blocks, stats)
 
     out: list[str] = []
+    kept_prose = 0
     for text, owner, links in blocks:
         if not _inside(owner, chosen):
             continue
+        if _is_prose(text, links):
+            kept_prose += len(text)
         if owner.tag == "h1":
             continue
         if links > 0.5 * len(text) or (len(text) < 80 and _STOCK_LINE.match(text)):
@@ -197,7 +241,7 @@ def extract_body(root: html.HtmlElement) -> str:
         out.append(text)
     while out and len(out[-1]) < 250 and _PROMO.search(out[-1]):
         out.pop()
-    return "\n\n".join(_dedupe(out))
+    return BodyResult("\n\n".join(_dedupe(out)), page_prose, kept_prose, raw_prose)
 
 
 def _with_siblings(top: html.HtmlElement, scored: dict[html.HtmlElement, float],
@@ -214,7 +258,10 @@ def _with_siblings(top: html.HtmlElement, scored: dict[html.HtmlElement, float],
         if _is_feed(sibling):
             continue
         bonus = scored[top] * 0.2 if top_class and sibling.get("class") == top_class else 0
-        if scored.get(sibling, 0) + bonus >= threshold:
+        # a sibling counts by its best container: a wrapper whose child holds the rest of
+        # the article (after an ad slot or a "read more" box) scores little itself
+        inner = max((scored.get(d, 0.0) for d in sibling.iter() if d in scored), default=0.0)
+        if max(scored.get(sibling, 0), inner) + bonus >= threshold:
             chosen.add(sibling)
             continue
         if sibling.tag == "p":
@@ -238,6 +285,31 @@ def _declared_body(top: html.HtmlElement, stats: dict[html.HtmlElement, _Stats]
             return None
         node = node.getparent()
     return None
+
+
+def _article_prose(top: html.HtmlElement, chosen: set[html.HtmlElement],
+                   blocks: list[tuple[str, html.HtmlElement, int]],
+                   stats: dict[html.HtmlElement, _Stats]) -> set[html.HtmlElement]:
+    """Prose paragraphs of the <article> around the chosen container that it missed: the
+    lead before an ad slot or a "read more" box, when the container is most of the article."""
+    node: html.HtmlElement | None = top.getparent()
+    while node is not None and node.tag != "article":
+        node = node.getparent()
+    if node is None or node not in stats or stats[node].text > 1.5 * stats[top].text:
+        return set()
+    article = {node}
+    return {owner for text, owner, links in blocks
+            if _is_prose(text, links) and _inside(owner, article) and not _inside(owner, chosen)
+            and not any(_is_feed(a) for a in _ancestors(owner, node))}
+
+
+def _ancestors(node: html.HtmlElement, stop: html.HtmlElement) -> list[html.HtmlElement]:
+    out = []
+    current: html.HtmlElement | None = node.getparent()
+    while current is not None and current is not stop:
+        out.append(current)
+        current = current.getparent()
+    return out
 
 
 def _signature(node: html.HtmlElement) -> tuple[str, frozenset[str]]:

@@ -11,6 +11,7 @@ read, so a parent's text never includes its replies and the body extractor never
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -103,14 +104,15 @@ def _author_of(item: html.HtmlElement, items: set[html.HtmlElement]) -> str | No
     else:
         author = _first(item, items, _has_class("comment-author", "comment__author",
                                                 "comment-author-name", "author", "username",
-                                                "user-name", "commenter", "comment-user"))
+                                                "user-name", "commenter", "comment-user",
+                                                "wpd-comment-author", "user"))
         fn = _first(author if author is not None else item, items,
                     _has_class("fn", "name", "author-name", "nickname"))
         node = fn if fn is not None else author
     if node is None:
         return None
     text = clean(node.get("content") or node.text_content())
-    text = re.sub(r"\s*(?:says|said|wrote)\s*:?\s*$", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\s*(?:says|said|wrote)\s*[.:…]*\s*$", "", text, flags=re.IGNORECASE)
     return text[:200] or None
 
 
@@ -128,13 +130,15 @@ def _time_of(item: html.HtmlElement, items: set[html.HtmlElement], now: datetime
                 return found
     node = _first(item, items, _has_class("comment-metadata", "comment-meta", "commentmetadata",
                                           "comment-date", "comment-time", "date", "time",
-                                          "timestamp", "posted", "comment__date"))
+                                          "timestamp", "posted", "comment__date",
+                                          "wpd-comment-date", "datetime", "comment-timestamp"))
     if node is not None:
         return comment_time(node.get("title") or node.text_content(), now)
     return None
 
 
-_BODY_CLASSES = ("comment-content", "comment-text", "comment__body", "comment-body-text",
+_BODY_CLASSES = ("comment-content", "comment-text", "wpd-comment-text", "comment__body",
+                 "comment-body-text",
                  "comment__content", "comment-message", "commenttext", "message", "text",
                  "content", "body")
 _META_CLASSES = {"comment-author", "comment-meta", "comment-metadata", "commentmetadata",
@@ -150,7 +154,10 @@ def _body_of(item: html.HtmlElement, items: set[html.HtmlElement]) -> str:
         for nested in [n for n in node.iter() if n in items and n is not node]:
             nested.drop_tree()
         return join_paragraphs(paragraphs(node))
-    # no body element: the item's own text less its author, date, avatar and reply links
+    # no body element: the item's own text less its author, date, avatar and reply links;
+    # some themes put the text inside the author box: kept aside in case nothing else is left
+    author_box = _first(item, items, _has_class("comment-author"))
+    spare = copy.deepcopy(author_box) if author_box is not None else None
     for nested in list(_own(item, items)):
         meta = (_classes(nested) & _META_CLASSES
                 or nested.tag in ("time", "footer", "header", "form", "button", "img")
@@ -159,7 +166,26 @@ def _body_of(item: html.HtmlElement, items: set[html.HtmlElement]) -> str:
             nested.drop_tree()
     for nested in [n for n in item.iter() if n in items and n is not item]:
         nested.drop_tree()
-    return join_paragraphs(paragraphs(item))
+    text = join_paragraphs(paragraphs(item))
+    if not text and spare is not None:
+        text = _text_in_author_box(spare)
+    return text
+
+
+def _text_in_author_box(box: html.HtmlElement) -> str:
+    """The comment text a theme put inside `.comment-author`, without the name, "says:",
+    the avatar and the date."""
+    for node in list(box.iter()):
+        if node is box or node.getparent() is None:
+            continue
+        if (_classes(node) & {"fn", "says", "avatar", "url", "name", "comment-meta",
+                              "comment-metadata"}
+                or node.tag in ("cite", "img", "time", "b", "strong")):
+            node.drop_tree()
+    if box.text:
+        box.text = re.sub(r"^\s*(?:says|said|wrote)\s*[.:…]*", "", box.text, flags=re.I)
+    return join_paragraphs(p for p in paragraphs(box)
+                           if not re.fullmatch(r"(?:says|said|wrote)\s*[.:…]*", p, flags=re.I))
 
 
 def _local_id(attrs: dict[str, str], position: int, skip: str | None = None) -> str:
@@ -230,6 +256,41 @@ def _wordpress_items(root: html.HtmlElement) -> list[html.HtmlElement]:
     for listing in root.iter("ol", "ul"):
         if _classes(listing) & {"comment-list", "commentlist", "comments-list"}:
             out.extend(child for child in listing if child.tag == "li")
+    return out
+
+
+def _wpdiscuz_items(root: html.HtmlElement) -> list[html.HtmlElement]:
+    """wpDiscuz: `div.wpd-comment` items, replies nested inside their parent's item."""
+    return [node for node in root.xpath("//div[contains(@class, 'wpd-comment')]")
+            if "wpd-comment" in _classes(node)]
+
+
+def _definition_list_items(root: html.HtmlElement) -> list[html.HtmlElement]:
+    """Comments as a definition list (Blogger's classic layout and old themes):
+    `<dt class="comment-author">` then `<dd class="comment-body">` and a footer `<dd>` with
+    the time. Each dt and its dds are wrapped into one item element."""
+    out = []
+    for listing in root.iter("dl"):
+        hint = f"{listing.get('class', '')} {listing.get('id', '')}".lower()
+        terms = [dt for dt in listing if dt.tag == "dt"]
+        if not terms or not ("comment" in hint or any("comment" in (dt.get("class") or "")
+                                                      for dt in terms)):
+            continue
+        for dt in terms:
+            item = html.Element("div", {"class": "comment"})
+            if dt.get("id"):
+                item.set("id", dt.get("id", ""))
+            members = [dt]
+            sibling = dt.getnext()
+            while sibling is not None and sibling.tag == "dd":
+                members.append(sibling)
+                sibling = sibling.getnext()
+            dt.addprevious(item)
+            for member in members:
+                if member.tag == "dd" and "comment-body" in _classes(member):
+                    member.set("class", (member.get("class") or "") + " comment-content")
+                item.append(member)
+            out.append(item)
     return out
 
 
@@ -369,7 +430,7 @@ def _soup_paragraphs(node: Tag) -> list[str]:
 def extract_comments(root: html.HtmlElement, objects: list[dict[str, Any]], now: datetime
                      ) -> list[ParsedComment]:
     """Comments by the first standard markup that has any; detaches them from `root`."""
-    for finder in (_wordpress_items, _microdata_items):
+    for finder in (_wordpress_items, _wpdiscuz_items, _definition_list_items, _microdata_items):
         items = finder(root)
         if items:
             comments = _read_items(items, now)

@@ -40,6 +40,7 @@ class Metadata:
     language: str | None = None
     canonical_url: str | None = None
     article_body: str | None = None  # JSON-LD articleBody, a hint for the body extractor
+    description: str | None = None  # og:description / meta description: what the page is about
     fallback_author: str | None = None  # an organisation named as author in JSON-LD
     titles: list[tuple[str, str]] = field(default_factory=list)  # (title, source) offered
     provenance: dict[str, str] = field(default_factory=dict)
@@ -335,6 +336,70 @@ def _from_page(meta: Metadata, root: html.HtmlElement, now: datetime) -> None:
                     break
 
 
+_STAFF = re.compile(
+    r"^(?:the\s+)?(?:[\w&.'’-]+\s+){0,3}?(?:staff|staff\s+(?:writers?|reporters?)|newsroom"
+    r"|news\s*desk|desk|editors?|editorial(?:\s+(?:staff|team))?|web\s*desk"
+    r"|team|redacci[oó]n|r[ée]daction|redaktion)$", re.IGNORECASE)
+_ROLE_AFTER = re.compile(r"(?:,|\s+-|\s+–)?\s+(?:staff\s+(?:writer|reporter)|senior\s+writer"
+                         r"|contributing\s+writer|contributor|correspondent)$", re.IGNORECASE)
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[^\w]", "", re.sub(r"^the\s+", "", text.strip().lower()))
+
+
+def _site_names(url: str, site: str | None) -> set[str]:
+    """The site's own names: og:site_name and the host's name ("theledger" for
+    www.theledger.com), folded."""
+    host = (urlsplit(url).hostname or "").removeprefix("www.")
+    names = {_fold(host), _fold(host.split(".")[0])} if host else set()
+    if site:
+        names.add(_fold(site))
+    return names - {""}
+
+
+def is_person_name(name: str, url: str, site: str | None) -> bool:
+    """Not the site's own name, not a domain, not "Staff" or a desk."""
+    folded = _fold(name)
+    return bool(folded) and not _STAFF.match(name.strip()) and folded not in \
+        _site_names(url, site) and not re.search(r"\.(?:com|org|net|co|news)\b", name, re.I)
+
+
+def _only_people(meta: Metadata, root: html.HtmlElement, url: str, site: str | None) -> None:
+    """Names that are the site's own or a desk ("Staff") are not authors: dropped, and the
+    page's byline asked instead when nothing is left."""
+    if meta.author is None or meta.author == meta.fallback_author:
+        return  # none, or an organisation the page declares as the author (JSON-LD)
+    names = [_ROLE_AFTER.sub("", n).strip() for n in meta.author.split(", ")]
+    kept = [n for n in names if is_person_name(n, url, site)]
+    if kept:
+        meta.author = join_names(kept)
+        return
+    meta.author = None
+    meta.provenance.pop("author", None)
+    byline = _byline(root)
+    if byline is not None:
+        kept = [_ROLE_AFTER.sub("", n).strip() for n in byline.split(", ")]
+        kept = [n for n in kept if is_person_name(n, url, site)]
+        meta.offer("author", join_names(kept), "byline")
+    meta.offer("author", meta.fallback_author, "json-ld")
+
+
+def htmldate_opinion(root: html.HtmlElement, now: datetime) -> datetime | None:
+    """htmldate's publication date, as a second opinion when the page's own markup gave
+    none (fast settings; htmldate prunes a copy of the tree it is given, not the tree)."""
+    try:
+        from htmldate import find_date
+    except ImportError:  # pragma: no cover - a runtime dependency, but never fatal
+        return None
+    try:
+        found = find_date(root, extensive_search=False, original_date=True,
+                          outputformat="%Y-%m-%dT%H:%M:%S", max_date=now.strftime("%Y-%m-%d"))
+    except Exception:  # a second opinion must never sink the page
+        return None
+    return parse_date(found, now) if found else None
+
+
 def _byline(root: html.HtmlElement) -> str | None:
     for node in root.iter("a", "span", "div", "p", "address"):
         if node.get("rel") == "author" or "author" in (node.get("itemprop") or "").lower().split():
@@ -499,10 +564,16 @@ def extract_metadata(root: html.HtmlElement, url: str, now: datetime,
             break
     values = _meta_values(root)
     _from_meta(meta, values, url, now)
+    meta.description = next((clean(v) for key in ("og:description", "description",
+                                                   "twitter:description")
+                             for v in values.get(key, []) if clean(v)), None)
     meta.offer("language", normalise_language(root.get("lang") or root.get("xml:lang")), "html")
     site = next(iter(values.get("og:site_name", [])), None)
     _choose_title(meta, root, url, site)
     _from_page(meta, root, now)
+    _only_people(meta, root, url, site)
+    if meta.published_at is None:
+        meta.offer("published_at", htmldate_opinion(root, now), "htmldate")
     meta.offer("published_at", date_from_url(url), "url")
     if meta.modified_at is not None and meta.published_at is not None \
             and meta.modified_at < meta.published_at:

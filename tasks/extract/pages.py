@@ -73,7 +73,7 @@ def to_records(page: ParsedPage, fetch: FetchResult, source: str,
         article_id=article_id, source=source, url=url, canonical_url=canonical,
         title=page.title, author=page.author, published_at=page.published_at, body=page.body,
         language=page.language, content_hash=content_hash(page.body),
-        fetched_at=fetch.fetched_at,
+        fetched_at=fetch.fetched_at, extracted_by=page.extracted_by,
     )
     return article, comment_records(page.comments, article_id)
 

@@ -152,10 +152,11 @@ def _insert_articles(con: duckdb.DuckDBPyConnection, articles: Sequence[Article]
                      now: datetime, run: str) -> None:
     _many(con,
         "INSERT INTO articles (article_id, source, url, canonical_url, title, author, "
-        "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "published_at, body, language, content_hash, fetched_at, first_seen_at, run_id, "
+        "extracted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[a.article_id, a.source, a.url, a.canonical_url, a.title, a.author, a.published_at,
-          a.body, a.language, a.content_hash, a.fetched_at, now, run] for a in articles])
+          a.body, a.language, a.content_hash, a.fetched_at, now, run, a.extracted_by]
+         for a in articles])
 
 
 def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> LoadCounts:
@@ -167,10 +168,10 @@ def _load(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datetime) -> Lo
     # a changed page keeps its id and first_seen_at; its text is brought up to date
     _many(con,
         "UPDATE articles SET title = ?, author = ?, published_at = ?, body = ?, language = ?, "
-        "content_hash = ?, fetched_at = ?, canonical_url = coalesce(?, canonical_url) "
-        "WHERE article_id = ? AND content_hash <> ?",
+        "content_hash = ?, fetched_at = ?, canonical_url = coalesce(?, canonical_url), "
+        "extracted_by = coalesce(?, extracted_by) WHERE article_id = ? AND content_hash <> ?",
         [[a.title, a.author, a.published_at, a.body, a.language, a.content_hash, a.fetched_at,
-          a.canonical_url, a.article_id, a.content_hash] for a in updated])
+          a.canonical_url, a.extracted_by, a.article_id, a.content_hash] for a in updated])
     url_rows = {}
     for a in articles:
         for u in {a.url, a.canonical_url} - {None}:

@@ -71,9 +71,11 @@ def _reload(con: duckdb.DuckDBPyConnection, run: str, articles: Sequence[Article
                      run)
     _many(con,
         "UPDATE articles SET canonical_url = ?, title = ?, author = ?, published_at = ?, "
-        "body = ?, language = ?, content_hash = ? WHERE article_id = ?",
+        "body = ?, language = ?, content_hash = ?, extracted_by = coalesce(?, extracted_by) "
+        "WHERE article_id = ?",
         [[a.canonical_url, a.title, a.author, a.published_at, a.body, a.language,
-          a.content_hash, a.article_id] for a in by_article if a.article_id not in new_articles])
+          a.content_hash, a.extracted_by, a.article_id]
+         for a in by_article if a.article_id not in new_articles])
 
     by_comment = list({c.comment_id: c for c in comments}.values())
     new_comments = _new_ids(con, "comments", "comment_id", [c.comment_id for c in by_comment])

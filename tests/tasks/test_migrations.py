@@ -39,6 +39,8 @@ def test_version_1_is_upgraded_in_place(old_db: Path) -> None:
     key = claim_key_for("Huawei is closing the gap")
     assert alerts == [("al1", "sent", "tracked", "immediate", key, 1),
                       ("al2", "failed", "tracked", "immediate", key, 2)]
+    # version 3: every body stored before the extraction chain came from the scorer
+    assert query(old_db, "SELECT extracted_by FROM articles")[1] == [("dom",)]
     for table, count in (("articles", 1), ("comments", 1), ("stances", 1), ("runs", 1),
                          ("claim_entities", 3), ("pages", 1)):
         assert query(old_db, f"SELECT count(*) FROM {table}")[1] == [(count,)], table
