@@ -260,25 +260,34 @@ def _run_flow(config_path: Path, db: Path | None, extra_channels: Sequence[str] 
               wait_s: float = 60.0, **night: Any) -> Any:
     from schemas.config import load_config
 
-    # validate the config and the database before Prefect starts, so those errors are quick:
-    # the file first, then its channels (apprise and Prefect come with tasks.alerts)
+    # validate the config before Prefect starts, so its errors are quick: the file first,
+    # then its channels (apprise comes with tasks.alerts)
     config = load_config(config_path)
     from tasks.alerts import channel_problem
-    from tasks.store import open_for_write, run_lock
 
     config = load_config(config_path, channel_problem)
-    target = db or config.database
-    with run_lock(target, wait_s=wait_s):
-        with open_for_write(target, wait_s=wait_s):
-            pass
-        from flows.nightly import nightly
-        from policywatch.server import prefect_api
+    from policywatch.server import early_local_server, prefect_api, stop_server
 
-        tracked = {e.name for e in config.tracked_entities}
-        with _live_progress(), prefect_api():
-            summary = nightly(str(config_path.resolve()), str(target) if db else None,
-                              list(extra_channels), lock_wait_s=wait_s, **night)
-        return target, tracked, summary
+    # a local Prefect server, when one is needed, boots while Prefect and the flow import
+    # and the database is checked (a busy database is then one line, without waiting for it)
+    launched = early_local_server()
+    try:
+        from tasks.store import open_for_write, run_lock
+
+        target = db or config.database
+        with run_lock(target, wait_s=wait_s):
+            with open_for_write(target, wait_s=wait_s):
+                pass
+            from flows.nightly import nightly
+
+            tracked = {e.name for e in config.tracked_entities}
+            with _live_progress(), prefect_api(launched):
+                summary = nightly(str(config_path.resolve()), str(target) if db else None,
+                                  list(extra_channels), lock_wait_s=wait_s, **night)
+            return target, tracked, summary
+    finally:
+        if launched:  # stopped already, unless the run never got to use it
+            stop_server(launched[0])
 
 
 @main.command()

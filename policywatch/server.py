@@ -84,17 +84,13 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def start_local_server(echo: Callable[[str], None], port: int | None = None,
-                       timeout_s: float | None = None
-                       ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `prefect server start` on a loopback port (a free one unless `port`) and wait
-    until it is healthy. The server dies with this process."""
+def launch_local_server(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `prefect server start` on a loopback port (a free one unless `port`), without
+    waiting for it; (process, API). The server dies with this process."""
     port = port or _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    timeout_s = timeout_s if timeout_s is not None else float(
-        os.environ.get("POLICYWATCH_SERVER_START_TIMEOUT_S", SERVER_START_TIMEOUT_S))
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
          "--port", str(port)],
@@ -102,17 +98,45 @@ def start_local_server(echo: Callable[[str], None], port: int | None = None,
         # its own process group: Ctrl-C in a terminal reaches `serve` alone, which lets the
         # night in flight finish against a live API and then stops the server (finally)
         start_new_session=True, preexec_fn=_die_with_parent)
+    return process, api
+
+
+def wait_healthy(process: subprocess.Popen[bytes], api: str,
+                 timeout_s: float | None = None) -> None:
+    """Wait until the server launched answers; ServerUnavailable (and the server stopped)
+    if it exits or is not healthy within `timeout_s`."""
+    timeout_s = timeout_s if timeout_s is not None else float(
+        os.environ.get("POLICYWATCH_SERVER_START_TIMEOUT_S", SERVER_START_TIMEOUT_S))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerUnavailable(f"the local Prefect server exited while starting (port "
-                                    f"{port}); " + way_out().split("; ", 1)[1])
+            raise ServerUnavailable(f"the local Prefect server exited while starting ({api}); "
+                                    + way_out().split("; ", 1)[1])
         if healthy(api, timeout=2):
-            echo(f"Prefect server at http://127.0.0.1:{port} (UI and API)")
-            return process, api
+            return
         time.sleep(0.3)
     stop_server(process)
     raise ServerUnavailable(way_out(timeout_s))
+
+
+def start_local_server(echo: Callable[[str], None], port: int | None = None,
+                       timeout_s: float | None = None
+                       ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `prefect server start` on a loopback port (a free one unless `port`) and wait
+    until it is healthy. The server dies with this process."""
+    process, api = launch_local_server(port)
+    wait_healthy(process, api, timeout_s)
+    echo(f"Prefect server at {api.removesuffix('/api')} (UI and API)")
+    return process, api
+
+
+def early_local_server() -> tuple[subprocess.Popen[bytes], str] | None:
+    """For `run` and `demo`, before the slow imports: launch a local server now, so it boots
+    while they happen, unless the environment names one, one is running, or Prefect is
+    already set up in this process (`prefect_api` decides what is used)."""
+    if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules or running_server():
+        return None
+    return launch_local_server()
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -125,30 +149,36 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api(launched: tuple[subprocess.Popen[bytes], str] | None = None
+                ) -> Iterator[str]:
     """For one command (`run`, `demo`): the configured server, else one already running on
-    this machine (`serve`'s, or `prefect server start`'s), else a local one started now,
-    which is stopped after and dies with this process; yields its API.
+    this machine (`serve`'s, or `prefect server start`'s), else a local one (`launched` by
+    `early_local_server`, or started now), which is stopped after and dies with this
+    process; yields its API.
 
     Prefect reads its settings when first imported, so the address also goes into a
     temporary settings context for this process, and into the environment for its children.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    configured = PREFECT_API_URL.value()
-    if configured:
-        yield str(configured)
-        return
-    process = None
-    api = running_server()
-    if api is None:
-        process, api = start_local_server(lambda _: None)
-    os.environ["PREFECT_API_URL"] = api
+    process = launched[0] if launched else None
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api}):
-            yield api
+        configured = PREFECT_API_URL.value()
+        if configured:  # e.g. from the Prefect profile: the early server is not needed
+            yield str(configured)
+            return
+        api = launched[1] if launched else running_server()
+        if api is None:
+            process, api = launch_local_server()
+        if process is not None:
+            wait_healthy(process, api)
+        os.environ["PREFECT_API_URL"] = api
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: api}):
+                yield api
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
     finally:
-        os.environ.pop("PREFECT_API_URL", None)
         if process is not None:
             stop_server(process)
 

@@ -130,6 +130,16 @@ def test_first_run_sends_one_digest_then_backfill_does_too(
     assert f'<div class="n">{claims}</div><div class="l">new claims about tracked entities' \
         in page
     assert "in 1 digest: a first run; alerts.first_run" in out
+    # and so does the run's Prefect artifact
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    [artifact] = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json={
+        "artifacts": {"key": {"any_": ["policywatch-run"]}}, "sort": "CREATED_DESC",
+        "limit": 1}).json()
+    assert "new claims about tracked entities |" in artifact["data"]
+    row = artifact["data"].split("| --- |\n", 1)[1].splitlines()[0].split("|")
+    assert row[4].strip() == str(claims)
     [(status, mode, count)] = _alerts(db)
     assert (status, mode) == ("sent", "summary") and count >= claims
 
