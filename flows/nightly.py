@@ -66,7 +66,7 @@ def nightly(config_path: str, db_path: str | None = None,
         begin_run_task(db, run_id, started, str(config_path))
         try:
             summary = _night(config, db, run_id, started, extra_channels or [], fold,
-                             budget)
+                             budget, backfill=only_source is not None)
         except BaseException:
             fail_run(db, run_id, datetime.now(UTC))  # keeps the counts its load recorded
             raise
@@ -74,7 +74,8 @@ def nightly(config_path: str, db_path: str | None = None,
 
 
 def _night(config: Config, db: Path, run_id: str, started: datetime,
-           extra_channels: list[str], fold: bool, budget: int | None = None) -> RunSummary:
+           extra_channels: list[str], fold: bool, budget: int | None = None, *,
+           backfill: bool = False) -> RunSummary:
     logger = get_run_logger()
     progress.info("crawling %d sources", len(config.sources))
     rules = tuple(rule.model_copy(update={"channels": (*rule.channels, *extra_channels)})
@@ -111,7 +112,9 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
         alerts = fold_first_run(alerts, config.alerts.first_run)
     progress.info("loading %d articles, %d claims", len(articles), len(claims))
     counts = load_batch_task(db, unwalked(LoadBatch.of_pages(
-        run_id, batches, claims=claims, stances=stances, alerts=alerts, rejects=failures)))
+        run_id, batches, claims=claims, stances=stances, alerts=alerts, rejects=failures,
+        # a whole night knows every configured source: backlogs of others expire
+        configured=None if backfill else [s.name for s in config.sources])))
     new_ids = set(counts.new_claim_ids)  # built once: a set per claim was O(n^2)
     new_claims = [c for c in claims if c.claim_id in new_ids]
     if new_claims:

@@ -5,7 +5,7 @@ the extractors improve, `reprocess` runs them again over that archive without fe
 anything, and updates the stored rows in place:
 
 - ids stay: a page keeps the article id earlier runs gave it (its page state), merged copies
-  stay merged (tasks.crawl.night.page_states / apply_merges), comment ids derive from those;
+  stay merged (tasks.store.CrawlState.page_states / apply_merges), comment ids derive from those;
 - articles, comments and stances are updated under their keys, new ones inserted;
 - each article's claims are replaced (tasks.store.reload_articles): claims found again keep
   their id and first_seen_at, new ones are inserted, vanished ones deleted; a claim whose
@@ -33,10 +33,11 @@ from schemas.models import Article, Claim, FetchResult, Stance
 from tasks.crawl import apply_merges
 from tasks.extract import process_pages
 from tasks.store import (
+    CrawlState,
     ReloadCounts,
     read_archived_sources,
     read_article_addresses,
-    read_pages_state,
+    read_pages,
     read_raw_pages,
     reload_articles,
 )
@@ -88,7 +89,7 @@ def _one_source(db_path: Path | str, config: Config, name: str, source: Source |
                            fetched_at=fetched_at)
                for url, _, final_url, encoding, html, fetched_at in raw]
     urls = [f.url for f in fetches]
-    known = read_pages_state(db_path, urls)
+    known = read_pages(db_path, CrawlState(name), urls)
     states, merged = known.page_states(urls)
     # without the old content hash nothing counts as unchanged: everything is re-extracted
     states = {k: replace(s, content_hash=None) for k, s in states.items()}

@@ -337,9 +337,13 @@ def backfill(config_path: Path, source_name: str, limit: int | None, db: Path | 
                        f"(sources: {', '.join(names)})")
     if limit is None:
         target = db or config.database
-        waiting = query(target, "SELECT count(*) FROM backlog WHERE source = ? AND "
-                                "status = 'waiting'", [source_name])[1][0][0] \
+        # a database no run of this version wrote yet has no backlog table
+        waiting = query(target, "SELECT count(*) FROM duckdb_tables() "
+                                "WHERE table_name = 'backlog'", wait_s=wait_s)[1][0][0] \
             if target.exists() else 0
+        if waiting:
+            waiting = query(target, "SELECT count(*) FROM backlog WHERE source = ? AND "
+                                    "status = 'waiting'", [source_name], wait_s=wait_s)[1][0][0]
         source = next(s for s in config.sources if s.name == source_name)
         limit = int(waiting) + source.max_items
     _quiet_prefect(verbose)

@@ -206,7 +206,7 @@ TABLES: dict[str, str] = {
     # while waiting is kept as `expired` with the reason (the `skipped` view).
     "backlog": """
         CREATE TABLE IF NOT EXISTS backlog (
-            url VARCHAR PRIMARY KEY,          -- normalised address
+            url VARCHAR NOT NULL,             -- normalised address
             source VARCHAR NOT NULL,
             listed_url VARCHAR NOT NULL,      -- as the listing named it
             published_at TIMESTAMPTZ,         -- the listing's date, if it gave one
@@ -215,7 +215,8 @@ TABLES: dict[str, str] = {
             status VARCHAR NOT NULL,          -- waiting | expired
             reason VARCHAR,                   -- why it expired
             updated_at TIMESTAMPTZ NOT NULL,
-            run_id VARCHAR NOT NULL
+            run_id VARCHAR NOT NULL,
+            PRIMARY KEY (source, url)
         )""",
     # Per run and source: listed items not stored yet, how many were fetched, left for a
     # later night, or expired; and the backlog left after the night.

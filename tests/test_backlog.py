@@ -220,8 +220,11 @@ def test_a_killed_night_keeps_the_backlog_and_stores_nothing_twice(
     assert _one(db_path, "SELECT count(*) FROM backlog WHERE status = 'waiting'") == 18
     assert run() == 0 and run() == 0
     assert _one(db_path, "SELECT count(*) FROM articles") == 30
-    assert _one(db_path, "SELECT count(DISTINCT article_id) FROM articles") == 30
     assert _one(db_path, "SELECT count(*) FROM backlog") == 0
+    # across the completed nights, each story was fetched in full exactly once: the killed
+    # nights' fetches were never stored, and no deferred item was fetched twice
+    assert _one(db_path, "SELECT count(*) FROM fetch_log WHERE url LIKE '%/2026/story-%' "
+                         "AND status = 200") == 30
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -251,3 +254,59 @@ def test_backfill_drains_a_source_backlog_on_demand(tmp_path: Path, crash_site: 
     assert _one(db_path, "SELECT count(*) FROM backlog") == 0
     unknown = cli("backfill", "--source", "nope")
     assert unknown.returncode == 2 and "--source nope: no such source" in unknown.stderr
+
+
+def test_a_page_another_source_stored_is_not_new_and_two_sources_keep_their_backlogs(
+        feed: Feed, db_path: Path) -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    feed.items = [(f"/shared/story-{i}.html", now - timedelta(hours=i)) for i in range(3)]
+    assert _night(feed, db_path, now, "r1", max_items=5).fetched == 3
+    later = now + timedelta(hours=6)
+    feed.items = [(f"/fresh/story-{i}.html", later - timedelta(minutes=i)) for i in range(3)] \
+        + feed.items
+    # a second source listing the same feed: the three stored pages are revisits, not new
+    other = Source.model_validate({"name": "other", "feed": feed.url("/rss.xml"),
+                                   "max_items": 2})
+    crawl = Crawl.model_validate({"user_agent_contact": "t@example.org",
+                                  "allow_private_addresses": LOCAL_SITE, "revisit_days": None})
+    batch = crawl_source(other, crawl, db_path, now=later)
+    assert batch.night is not None
+    assert (batch.night.found, batch.night.fetched, batch.night.deferred) == (3, 2, 1)
+    # and the first source leaves the same fresh story waiting too: both keep their row
+    first = Source.model_validate({"name": "busy", "feed": feed.url("/rss.xml"),
+                                   "max_items": 2})
+    mine = crawl_source(first, crawl, db_path, now=later)
+    load_batch(db_path, LoadBatch.of_pages("r2", [batch, mine]))
+    waiting = query(db_path, "SELECT source, url FROM backlog WHERE status = 'waiting' "
+                             "ORDER BY source")[1]
+    assert [s for s, _ in waiting] == ["busy", "other"] and waiting[0][1] == waiting[1][1]
+
+
+def test_an_expired_item_listed_again_stays_skipped(feed: Feed, db_path: Path) -> None:
+    start = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    feed.items = [(f"/old/story-{i}.html", start - timedelta(hours=i)) for i in range(3)]
+    assert _night(feed, db_path, start, "r1", max_items=2).deferred == 1
+    later = start + timedelta(days=8)
+    assert _night(feed, db_path, later, "r2", max_items=2).expired == 1
+    # listed again, now with a fresh date: reported once, not deferred again nor fetched
+    feed.items = [(f"/old/story-{i}.html", later) for i in range(3)]
+    again = _night(feed, db_path, later + timedelta(hours=1), "r3", max_items=2)
+    assert (again.found, again.deferred, again.expired) == (0, 0, 0)
+    assert _one(db_path, "SELECT count(*) FROM skipped") == 1
+
+
+def test_a_backlog_alert_that_failed_is_tried_again(db_path: Path) -> None:
+    from tasks.store import begin_run, growing_backlogs, open_for_write, record_backlog_alert
+
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    with open_for_write(db_path) as con:
+        for night, backlog in enumerate((10, 20, 30, 40)):
+            con.execute("INSERT INTO source_nights VALUES (?, 's', 0, 0, 0, 0, ?)",
+                        [f"r{night}", backlog])
+    for night in range(4):
+        begin_run(db_path, f"r{night}", start + timedelta(days=night), "test")
+    assert growing_backlogs(db_path, ["s"]) == [("s", 40)]
+    record_backlog_alert(db_path, "s", 40, sent=False, error="connection refused")
+    assert growing_backlogs(db_path, ["s"]) == [("s", 40)]  # not sent: still due
+    record_backlog_alert(db_path, "s", 40, sent=True, error=None)
+    assert growing_backlogs(db_path, ["s"]) == []

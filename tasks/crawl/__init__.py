@@ -10,13 +10,13 @@ Crawl-delay and retries), parses the pages (`tasks.extract`), follows comment pa
 
 from __future__ import annotations
 
+from tasks.crawl.budget import settled
 from tasks.crawl.night import (
     adopt_stored_comments,
     apply_merges,
     crawl_source,
     crawl_source_task,
     merge_night_copies,
-    settled,
 )
 
 __all__ = [

@@ -14,9 +14,11 @@ What keeps a night from fetching or storing the same thing twice:
   and so does a near-duplicate of a stored article (tasks.crawl.dedupe): a syndicated copy is one
   article with both addresses in `article_urls`.
 
-The store is entered twice before the load: `read_crawl_state` before discovery (listings,
-the source's pages, failures, duplicates and addresses), and one connection after parsing
-to look up what the new articles may copy. Nothing is written here: the feeds fetched
+The store is entered three times before the load, each with one connection:
+`read_crawl_state` before discovery (listings, failed pages, the backlog), `read_pages`
+once the listings name tonight's addresses (their states, merged copies and stored
+addresses, whichever source stored them), and after parsing to look up what the new
+articles may copy. Nothing is written here: the feeds fetched
 afresh, the new signatures and the merges ride in the `PageBatch` to the night's one load.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,27 +44,16 @@ from schemas.models import (
     PageState,
     Signature,
 )
-from tasks.crawl.budget import plan_night
+from tasks.crawl.budget import plan_night, planned_keys
 from tasks.crawl.dedupe import Fingerprint, NearDuplicateIndex, bands, signature, title_key
-from tasks.crawl.discover import Discovered, discover_source
+from tasks.crawl.discover import discover_source
 from tasks.crawl.fetch import fetch_many
 from tasks.crawl.more_comments import fetch_more_comments
 from tasks.extract import process_pages
-from tasks.store import StoreReader, fault_point, read_crawl_state, reading
+from tasks.store import StoreReader, fault_point, read_crawl_state, read_pages, reading
 
 # stage timings go out as a record's `timings` extra, for benches and the curious
 log = logging.getLogger(__name__)
-
-
-def settled(state: PageState, listed_at: datetime | None, revisit_days: float | None,
-            now: datetime) -> bool:
-    """Whether a stored page can be left alone tonight: fetched fine before, its article
-    published over `revisit_days` ago, and no listing date newer than that fetch."""
-    if revisit_days is None or state.status != "ok" or state.last_fetched_at is None:
-        return False
-    if state.published_at is None or state.published_at > now - timedelta(days=revisit_days):
-        return False
-    return listed_at is None or listed_at <= state.last_fetched_at
 
 
 def _fetched_pages(batch: PageBatch) -> list[tuple[str, str, str | None, bytes]]:
@@ -85,13 +77,14 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
     now = now or datetime.now(UTC)
     state = read_crawl_state(db_path, source.name)
     discovery = discover_source(source, crawl, now=now, listings=state.listings)
+    state = read_pages(db_path, state, planned_keys(discovery.items, state))
     plan = plan_night(source.name, discovery.items, state, budget or source.max_items,
-                      crawl.window_days, now)
+                      crawl.window_days, crawl.revisit_days, now)
     urls = list(plan.urls)
     seen = {normalize_url(u) for u in urls}
     urls += [url for url in state.failed if url not in seen]  # failures are stored normalised
     states, merged = state.page_states(urls)
-    requests = _requests(source, crawl, urls, states, discovery.items, now)
+    requests = _requests(source, urls, states)
     clock.append(time.perf_counter())
     fetches = fetch_many(requests, crawl, workers=workers)
     fault_point("fetch")  # crash tests: killed with the pages fetched but nothing stored
@@ -127,19 +120,12 @@ def crawl_source(source: Source, crawl: Crawl, db_path: Path | str, *,
     return batch
 
 
-def _requests(source: Source, crawl: Crawl, urls: Sequence[str],
-              states: Mapping[str, PageState], items: Sequence[Discovered],
-              now: datetime) -> list[FetchRequest]:
-    """Tonight's requests: conditional for known pages; gone and settled pages left alone."""
-    listed = {i.url: i.published_at for i in items if not i.from_list}
+def _requests(source: Source, urls: Sequence[str],
+              states: Mapping[str, PageState]) -> list[FetchRequest]:
+    """Tonight's requests, conditional for pages fetched fine before."""
     requests = []
     for url in urls:
         state = states.get(normalize_url(url))
-        if state is not None and state.status == "gone":
-            continue  # 404/410 before: not fetched again every night
-        if state is not None and url in listed and settled(
-                state, listed[url], crawl.revisit_days, now):
-            continue  # an old article its listing does not show as changed
         known = state is not None and state.status == "ok"
         requests.append(FetchRequest(
             url=url, source=source.name,
@@ -237,8 +223,13 @@ def merge_night_copies(batches: Sequence[PageBatch]) -> int:
                     "near-duplicate", round(match[1], 3))
         if remap:
             batch.signatures = kept
+            into = {own: d.duplicate_of for own, d in remap.items()}
+            # a page this source merged into an article now folded points past it too
+            batch.duplicates = [replace(d, duplicate_of=into.get(d.duplicate_of,
+                                                                 d.duplicate_of))
+                                for d in batch.duplicates]
             batch.duplicates.extend(remap.values())
-            apply_merges(batch, {own: d.duplicate_of for own, d in remap.items()})
+            apply_merges(batch, into)
             folded += len(remap)
     return folded
 

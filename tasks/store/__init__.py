@@ -44,7 +44,7 @@ from tasks.store.state import (
     read_article_addresses,
     read_crawl_state,
     read_page_states,
-    read_pages_state,
+    read_pages,
     read_raw_pages,
     reading,
 )
@@ -76,7 +76,7 @@ __all__ = [
     "read_article_addresses",
     "read_crawl_state",
     "read_page_states",
-    "read_pages_state",
+    "read_pages",
     "read_raw_pages",
     "reading",
     "record_alert_results",

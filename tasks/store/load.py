@@ -56,6 +56,7 @@ class LoadBatch:
     deferred: list[tuple[str, BacklogItem]] = field(default_factory=list)  # (source, item)
     expired: list[tuple[str, BacklogItem]] = field(default_factory=list)
     nights: list[SourceNight] = field(default_factory=list)
+    configured: list[str] | None = None  # all the config's sources: others' backlogs expire
 
     @classmethod
     def of_pages(cls, run_id: str, batches: Sequence[PageBatch], **analysis: Any) -> LoadBatch:
@@ -320,10 +321,15 @@ def _record_backlog(con: duckdb.DuckDBPyConnection, batch: LoadBatch, now: datet
     _many(con, "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
           [[batch.run_id, i.listed_url, source, "backlog", i.reason, now]
            for source, i in batch.expired])
-    if batch.pages:  # fetched tonight, or stored by another way: no longer waiting
-        con.execute("DELETE FROM backlog WHERE status = 'waiting' AND url IN "
-                    "(SELECT url FROM pages WHERE url IN (SELECT unnest(?::VARCHAR[])))",
+    if batch.pages:  # stored tonight, by whichever source: no longer waiting nor skipped
+        con.execute("DELETE FROM backlog WHERE url IN (SELECT url FROM pages "
+                    "WHERE url IN (SELECT unnest(?::VARCHAR[])))",
                     [[normalize_url(p.url) for p in batch.pages]])
+    if batch.configured is not None:  # a source gone from the config: its items never come
+        con.execute("UPDATE backlog SET status = 'expired', updated_at = ?, run_id = ?, "
+                    "reason = 'not fetched: its source is no longer in the config' "
+                    "WHERE status = 'waiting' AND source NOT IN (SELECT unnest(?::VARCHAR[]))",
+                    [now, batch.run_id, list(batch.configured)])
     _many(con, "INSERT OR REPLACE INTO source_nights VALUES (?, ?, ?, ?, ?, ?, ?)",
           [[batch.run_id, n.source, n.found, n.fetched, n.deferred, n.expired, n.backlog]
            for n in batch.nights])

@@ -103,7 +103,9 @@ def growing_backlogs(path: Path | str, sources: Sequence[str], nights: int = 3
                 SELECT n.source, n.backlog, r.started_at FROM source_nights n
                 JOIN runs r USING (run_id) WHERE n.source IN (SELECT unnest(?::VARCHAR[])))
             GROUP BY source ORDER BY source""", [nights + 1, list(sources)]).fetchall()
-        alerted = {s for (s,) in con.execute("SELECT source FROM backlog_alerts").fetchall()}
+        # an alert that failed to go out is tried again on the next growing night
+        alerted = {s for (s,) in con.execute(
+            "SELECT source FROM backlog_alerts WHERE sent_at IS NOT NULL").fetchall()}
         growing = []
         for source, sizes in rows:
             steps = [*sizes, *[0] * (nights + 1 - len(sizes))]

@@ -1,9 +1,10 @@
 """What earlier nights stored about pages, listings and duplicates, read back for a crawl.
 
-A source's night enters the store to read here twice: once before discovery for its
-`CrawlState` (`read_crawl_state`), and once after parsing to look up what its new articles
-may copy (`reading`, one connection for every look-up). Everything it learns goes back in
-the night's one load transaction (tasks.store.load).
+A source's night enters the store to read here three times, each with one connection:
+before discovery for its `CrawlState` (`read_crawl_state`), once its listings name the
+night's addresses for their pages' states (`read_pages`), and after parsing to look up
+what its new articles may copy (`reading`). Everything it learns goes back in the night's
+one load transaction (tasks.store.load).
 """
 
 from __future__ import annotations
@@ -30,21 +31,24 @@ _PAGE_STATE = ("SELECT p.url, p.status, p.etag, p.last_modified, p.content_hash,
 
 @dataclass
 class CrawlState:
-    """Everything the store knows of one source before its night, read in one go.
+    """Everything the store knows of one source's night, read in two steps.
 
-    Keys are normalised URLs. `pages` holds the state of every page the source stored,
-    `duplicates` the pages merged into an earlier article (their own id, the article),
-    `article_ids` every address the source's articles were stored under, `backlog` the
-    listed items earlier nights had no budget for (tasks.crawl.budget).
+    Keys are normalised URLs. `read_crawl_state`, before discovery: the source's
+    `listings`, its `failed` pages, its `backlog` of listed items earlier nights had no budget
+    for (tasks.crawl.budget) and the keys of those that `expired`. `read_pages`, once the
+    night's addresses are known: their `pages` states, `duplicates` (pages merged into an
+    earlier article: their own id, the article) and `article_ids`, whichever source stored
+    them.
     """
 
     source: str
     listings: dict[str, Listing] = field(default_factory=dict)
-    pages: dict[str, PageState] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    backlog: dict[str, BacklogItem] = field(default_factory=dict)  # items still waiting
+    expired: set[str] = field(default_factory=set)
+    pages: dict[str, PageState] = field(default_factory=dict)
     duplicates: dict[str, tuple[str, str]] = field(default_factory=dict)
     article_ids: dict[str, str] = field(default_factory=dict)
-    backlog: dict[str, BacklogItem] = field(default_factory=dict)  # items still waiting
 
     def page_states(self, urls: Iterable[str]) -> tuple[dict[str, PageState], dict[str, str]]:
         """These pages' states, and {copy's own id: article it was merged into}.
@@ -70,7 +74,7 @@ class CrawlState:
 
 def read_crawl_state(path: Path | str, source: str,
                      max_attempts: int = MAX_ATTEMPTS) -> CrawlState:
-    """A source's `CrawlState`: one connection, one query per table."""
+    """A source's `CrawlState` before discovery: one connection, one query per table."""
     state = CrawlState(source)
     if not Path(path).exists():
         return state
@@ -79,19 +83,26 @@ def read_crawl_state(path: Path | str, source: str,
             u: Listing(e, m, gzip.decompress(c)) for u, e, m, c in con.execute(
                 "SELECT url, etag, last_modified, content_gz FROM listings WHERE source = ?",
                 [source]).fetchall()}
-        state.pages = {row[0]: PageState(*row) for row in con.execute(
-            _PAGE_STATE + "WHERE p.source = ?", [source]).fetchall()}
-        state.failed = sorted(url for url, s in state.pages.items()
-                              if s.status == "failed" and s.attempts < max_attempts)
-        state.duplicates = {u: (a, d) for u, a, d in con.execute(
-            "SELECT d.url, d.article_id, d.duplicate_of FROM article_duplicates d "
-            "JOIN pages p USING (url) WHERE p.source = ?", [source]).fetchall()}
-        state.article_ids = dict(con.execute(
-            "SELECT url, article_id FROM article_urls WHERE source = ?", [source]).fetchall())
-        state.backlog = {row[0]: BacklogItem(*row) for row in con.execute(
-            "SELECT url, listed_url, published_at, first_deferred_at, nights FROM backlog "
-            "WHERE source = ? AND status = 'waiting'", [source]).fetchall()}
+        state.failed = [url for (url,) in con.execute(
+            "SELECT url FROM pages WHERE source = ? AND status = 'failed' AND attempts < ? "
+            "ORDER BY url", [source, max_attempts]).fetchall()]
+        for url, listed, published, since, nights, status in con.execute(
+                "SELECT url, listed_url, published_at, first_deferred_at, nights, status "
+                "FROM backlog WHERE source = ?", [source]).fetchall():
+            if status == "waiting":
+                state.backlog[url] = BacklogItem(url, listed, published, since, nights)
+            else:
+                state.expired.add(url)
     return state
+
+
+def read_pages(path: Path | str, state: CrawlState, urls: Iterable[str]) -> CrawlState:
+    """`state` with the pages, merged copies and article addresses of `urls`, whichever
+    source stored them: one connection."""
+    keys = sorted({normalize_url(u) for u in urls})
+    with reading(path) as store:
+        return replace(state, pages=store.page_states(keys), duplicates=store.duplicates(keys),
+                       article_ids=store.article_ids(keys))
 
 
 class StoreReader:
@@ -168,13 +179,6 @@ def reading(path: Path | str) -> Iterator[StoreReader]:
         return
     with open_for_write(path) as con:
         yield StoreReader(con)
-
-
-def read_pages_state(path: Path | str, urls: Sequence[str]) -> CrawlState:
-    """A `CrawlState` for these pages, whichever source stored them (for reprocess)."""
-    with reading(path) as store:
-        return CrawlState("", pages=store.page_states(urls), duplicates=store.duplicates(urls),
-                          article_ids=store.article_ids(urls))
 
 
 def read_page_states(path: Path | str, urls: Sequence[str]) -> dict[str, PageState]:
