@@ -153,9 +153,10 @@ def _night(config: Config, db: Path, run_id: str, started: datetime,
                 summary.claims_new, sent, len(failures))
     # counted as everywhere (CLI, briefing, digest): a claim once however many outlets carry
     # it, and once under each tracked entity it is about
-    per_entity = {name: len({c.claim_key for c in new_claims if name in c.entities})
+    said = [c for c in new_claims if c.quote_kind != "event"]  # events are not claims
+    per_entity = {name: len({c.claim_key for c in said if name in c.entities})
                   for name in tracked}
-    about_tracked = len({c.claim_key for c in new_claims if set(tracked) & set(c.entities)})
+    about_tracked = len({c.claim_key for c in said if set(tracked) & set(c.entities)})
     latest = copy_report_task(report, reports / "latest.html")
     create_markdown_artifact(
         key="policywatch-run", description=f"policywatch run {run_id}",

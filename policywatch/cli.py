@@ -205,13 +205,20 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
             "string_agg(DISTINCT a.source, ', ' ORDER BY a.source) "
             "FROM claims c JOIN claim_entities ce USING (claim_id) "
             "JOIN articles a ON a.article_id = c.article_id WHERE c.run_id = ? "
-            "GROUP BY ALL ORDER BY 1, 6, 3 NULLS LAST, 5",
+            "AND c.quote_kind <> 'event' GROUP BY ALL ORDER BY 1, 6, 3 NULLS LAST, 5",
         [summary.run_id])
+    _, events = query(
+        db, "SELECT count(DISTINCT c.claim_key) FROM claims c JOIN claim_entities ce "
+            "USING (claim_id) WHERE c.run_id = ? AND c.quote_kind = 'event' "
+            "AND ce.entity IN (SELECT unnest(?::VARCHAR[]))",
+        [summary.run_id, sorted(tracked_names)])
     if summary.report_path:
         echo(f"  briefing      {summary.report_path}")
     new = [r for r in rows if r[0] in tracked_names]
     echo("")
-    echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}")
+    echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}"
+         + (f" (and {events[0][0]} events, such as a launch or a signing, not alerted: "
+            "alerts.rules[].include_events)" if events[0][0] else ""))
     entity = None
     for name, _, speaker, cue, content, sources in new:
         if name != entity:

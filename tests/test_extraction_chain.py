@@ -19,8 +19,9 @@ from pytest_httpserver import HTTPServer
 from schemas.config import Crawl, Source
 from tasks.crawl import crawl_source
 from tasks.store import LoadBatch, load_batch, query
+from tests.local import LOCAL_SITE
 
-CRAWL = Crawl(obey_robots=False, window_days=3650)
+CRAWL = Crawl(allow_private_addresses=LOCAL_SITE, obey_robots=False, window_days=3650)
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
 TITLE = "Senate panel advances chip export bill after lengthy hearing"

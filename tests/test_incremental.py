@@ -540,9 +540,10 @@ def test_reprocess_drops_stances_of_removed_topics(site: Site, db_path: Path) ->
     assert rows(db_path, "SELECT topic FROM stances") == [("controls",)]
 
 
-def test_a_source_night_enters_the_store_twice_before_its_load(
+def test_a_source_night_reads_the_store_three_times_and_writes_nothing(
         site: Site, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Its state before discovery, one look-up for copies after parsing; nothing written."""
+    """Its state before discovery, its listed pages' states, one look-up for copies after
+    parsing; nothing written until the load."""
     import tasks.store.connection as connection
     import tasks.store.state as state
 
@@ -562,7 +563,7 @@ def test_a_source_night_enters_the_store_twice_before_its_load(
     site.add("/2026/11/a3.html", article_html("Story 3", [*PARAS, "Detail 3."]))
     before = one(db_path, "SELECT count(*) FROM listings")
     batch = crawl_source(src(name="news", feed=site.url("/rss.xml")), CRAWL, db_path, now=NOW)
-    assert len(opened) == 2
+    assert len(opened) == 3
     assert len(batch.articles) == 1 and len(batch.signatures) == 1
     # the feed fetched afresh rides to the load instead of being written by the crawl
     assert batch.listings and one(db_path, "SELECT count(*) FROM listings") == before

@@ -176,7 +176,8 @@ def new_claims(db: Path | str, run_id: str, entities: Sequence[str]
             FROM claim_entities ce JOIN claims c ON c.claim_id = ce.claim_id
             JOIN articles a ON a.article_id = c.article_id
             WHERE c.run_id IN (SELECT unnest(?::VARCHAR[]))
-              AND ce.entity IN (SELECT unnest(?::VARCHAR[])))
+              AND ce.entity IN (SELECT unnest(?::VARCHAR[]))
+              AND c.quote_kind <> 'event')  -- events (a launch, a signing) are not claims
         SELECT * FROM fresh
         UNION ALL
         SELECT NULL, c.claim_key, c.speaker, c.cue, c.content, c.quote_kind, c.sentence,

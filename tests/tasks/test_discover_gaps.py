@@ -11,9 +11,10 @@ from pytest_httpserver import HTTPServer
 
 from schemas.config import Crawl, Source
 from tasks.crawl.discover import discover_source, parse_sitemap
+from tests.local import LOCAL_SITE
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
-CRAWL = Crawl(obey_robots=False)
+CRAWL = Crawl(allow_private_addresses=LOCAL_SITE, obey_robots=False)
 RSS = ("<?xml version='1.0'?><rss version='2.0'><channel><title>W</title>"
        "<item><title>a</title><link>{link}</link>"
        "<pubDate>Sat, 28 Nov 2026 08:00:00 GMT</pubDate></item></channel></rss>")
