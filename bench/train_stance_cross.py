@@ -86,14 +86,18 @@ def encode(tokenizer: Any, rows: list[sc.Example], max_tokens: int
                                                                            strict=True)]
 
 
-def build_model(directory: Path) -> Any:
+def build_model(directory: Path, eager: bool = False) -> Any:
+    """MiniLM + mean pooling + a linear head. `eager` attention for the ONNX export
+    (onnxruntime's optimizer fuses that pattern into its Attention kernel; not sdpa's)."""
     import torch
     from transformers import BertModel
 
     class Cross(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.bert = BertModel.from_pretrained(str(directory), add_pooling_layer=False)
+            self.bert = BertModel.from_pretrained(
+                str(directory), add_pooling_layer=False,
+                attn_implementation="eager" if eager else "sdpa")
             self.drop = torch.nn.Dropout(0.1)
             self.head = torch.nn.Linear(384, len(sx.LABELS))
 
@@ -172,6 +176,9 @@ def train(args: argparse.Namespace) -> Path:
     arc_enc = encode(tokenizer, arc_held, args.max_tokens)
 
     model = build_model(minilm_dir())
+    if args.resume:  # carry on from a checkpoint (a new schedule: warm-up, then decay)
+        model.load_state_dict(torch.load(args.resume, map_location="cpu"))
+        log(f"resumed from {args.resume}")
     # frozen: the embeddings and the lowest layers (no backward pass through them)
     for name, param in model.named_parameters():
         if name.startswith("bert.embeddings.") or any(
@@ -261,7 +268,7 @@ def export(args: argparse.Namespace, checkpoint: Path) -> None:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    model = build_model(minilm_dir())
+    model = build_model(minilm_dir(), eager=True)
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     model.eval()
     tokenizer = sx.load_tokenizer(minilm_dir())
@@ -291,7 +298,10 @@ def export(args: argparse.Namespace, checkpoint: Path) -> None:
 
     MODELS.mkdir(exist_ok=True)
     out = MODELS / sx.MODEL_FILE
-    quantize_dynamic(str(src), str(out), per_channel=True, weight_type=QuantType.QInt8)
+    import onnx
+
+    quantize_dynamic(str(src), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     log(f"int8 model {out} ({out.stat().st_size / 1e6:.1f} MB)")
     # calibration on the dev logits of the shipped int8 graph
     settings = MODELS / sx.SETTINGS_FILE
@@ -341,7 +351,7 @@ def fit_calibration(logits: np.ndarray, y: list[int]) -> tuple[float, list[float
         return loss
 
     opt.step(closure)
-    return float(log_t.exp()), [float(b[0]), float(b[1]), 0.0]
+    return float(log_t.detach().exp()), [float(b[0].detach()), float(b[1].detach()), 0.0]
 
 
 def main() -> int:
@@ -356,6 +366,7 @@ def main() -> int:
     p.add_argument("--warmup-steps", type=int, default=40, help="at most this many")
     p.add_argument("--max-tokens", type=int, default=sx.MAX_TOKENS)
     p.add_argument("--arc-unrelated", type=int, default=800)
+    p.add_argument("--resume", help="a checkpoint to carry on from (--stage train/all)")
     p.add_argument("--freeze-layers", type=int, default=2)
     p.add_argument("--max-minutes", type=float, default=0,
                    help="time budget of the training loop (shortens the schedule)")
