@@ -1,6 +1,16 @@
 """Stance bench: held-out-claim figures on ARC, zero-shot F_avg on SemEval-2016, speed.
 
     python bench/stance_bench.py [--lora tasks/stance/models/stance_lora.npz] [--int8] [--distilled]
+    python bench/stance_bench.py --cross        # the issue-18 cross-encoder only
+
+The cross-encoder (`tasks/stance/crossencoder.py`, shipped int8 ONNX) comes first, also in the
+default run (`cross_bench`): VAST dev zero-shot topics (bench/lib/stance_corpus.py's split,
+never trained on) macro-F1 and per-class F1, raw argmax and calibrated (the shipped
+calibration was fitted on this dev set, so the calibrated figure is also given 2-fold
+cross-fitted by topic); ARC's 28 held-out claims, all pairs and related (not unrelated)
+pairs only; SemEval-2016 test F_avg (zero-shot: never trained on); the per-label
+calibration of the probabilities; the lexical relevance step's recall and exit rate; and
+pairs/s (a fresh process: `--cross-speed`).
 
 `--distilled` measures the opt-in 3-layer encoder (`performance.stance_encoder:
 distilled`) with its own head and gate; the default is the 6-layer MiniLM.
@@ -133,7 +143,156 @@ def cross_predict(model: StanceCrossEncoder, pairs: list[ts.Pair]) -> np.ndarray
     return pred
 
 
+def fit_calibration(logits: np.ndarray, y: np.ndarray) -> tuple[float, list[float]]:
+    """Temperature and offsets (neutral's 0) minimising the log loss, as
+    bench/train_stance_cross.py fits them (there with torch's LBFGS)."""
+    from scipy.optimize import minimize
+
+    def loss(v: np.ndarray) -> float:
+        z = logits / np.exp(v[0]) + np.array([v[1], v[2], 0.0])
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    v = minimize(loss, np.zeros(3), method="Nelder-Mead",
+                 options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000}).x
+    return float(np.exp(v[0])), [float(v[1]), float(v[2]), 0.0]
+
+
+def per_label_calibration(name: str, probs: np.ndarray, y: np.ndarray) -> None:
+    """For each label: mean predicted P(label) vs its true frequency, and ECE of P(label)
+    over 10 equal-width bins (every pair counts for every label)."""
+    parts = []
+    for k, label in enumerate(LABELS):
+        p, hit = probs[:, k], (y == k).astype(float)
+        bins = np.minimum((p * 10).astype(int), 9)
+        ece = sum(abs(p[bins == b].mean() - hit[bins == b].mean()) * (bins == b).mean()
+                  for b in range(10) if (bins == b).any())
+        parts.append(f"{label} mean P {p.mean():.3f} / frequency {hit.mean():.3f}, "
+                     f"ECE {ece:.3f}")
+    print(f"  calibration, {name}: " + "; ".join(parts), flush=True)
+
+
+def cross_bench() -> None:
+    """The issue-18 cross-encoder (tasks/stance/crossencoder.py) on VAST dev, ARC held-out
+    claims and SemEval-2016 test."""
+    import hashlib
+
+    from bench.lib import stance_corpus as sc
+    from tasks.stance import crossencoder as sx
+
+    if not sc.available():
+        print(f"VAST/ARC not found at {sc.CORPUS}; skipping the cross-encoder bench")
+        return
+    if not (sx.models_dir() / sx.MODEL_FILE).exists():
+        print("cross-encoder model not shipped; skipping")
+        return
+    model = sx.StanceCrossEncoder()
+    print(f"cross-encoder: {sx.MODEL_FILE} "
+          f"({(sx.models_dir() / sx.MODEL_FILE).stat().st_size / 1e6:.1f} MB), temperature "
+          f"{model.temperature}, offsets {model.offsets}, max tokens {model.max_tokens}")
+
+    def labels_of(rows: list) -> np.ndarray:  # type: ignore[type-arg]
+        return np.array([LABELS.index(r.label) for r in rows])
+
+    _, dev = sc.vast_split()
+    y = labels_of(dev)
+    logits = model.logits([r.topic for r in dev], [r.text for r in dev])
+    print(f"VAST dev: {len(dev)} pairs, {len({r.topic for r in dev})} zero-shot topics, "
+          f"{len({r.group for r in dev})} articles (never trained on)")
+    show("VAST dev zero-shot, raw argmax (the shipped labels)",
+         f1_table(y, logits.argmax(axis=1)))
+    shipped = sx.calibrated(logits, model.temperature, model.offsets)
+    show("VAST dev zero-shot, shipped calibration (fitted on this set)",
+         f1_table(y, shipped.argmax(axis=1)))
+    # honest version: calibration fitted on one half of the dev topics, applied to the other
+    half = np.array([int(hashlib.sha1(r.topic.lower().encode()).hexdigest(), 16) % 2
+                     for r in dev])
+    cross = np.zeros_like(shipped)
+    for h in (0, 1):
+        t, b = fit_calibration(logits[half != h], y[half != h])
+        cross[half == h] = sx.calibrated(logits[half == h], t, b)
+    show("VAST dev zero-shot, calibration 2-fold cross-fitted by topic",
+         f1_table(y, cross.argmax(axis=1)))
+    per_label_calibration("VAST dev, raw softmax", sx.calibrated(logits, 1.0, [0, 0, 0]), y)
+    per_label_calibration("VAST dev, 2-fold cross-fitted", cross, y)
+    not4 = np.array([r.kind != "4" for r in dev])
+    show("VAST dev without type-4 (wrong-topic) pairs, raw argmax",
+         f1_table(y[not4], logits[not4].argmax(axis=1)))
+
+    # labels as the shipped `labels()` gives them: the largest raw logit
+    _, arc = sc.arc_split()
+    ya = labels_of(arc)
+    la = model.logits([r.topic for r in arc], [r.text for r in arc])
+    pa = sx.calibrated(la, model.temperature, model.offsets)
+    related = np.array([r.kind != "unrelated" for r in arc])
+    print(f"ARC held-out: {len(arc)} pairs, {len({r.group for r in arc})} claims "
+          f"(never trained on), {int(related.sum())} related")
+    show("ARC held-out claims, all pairs", f1_table(ya, la.argmax(axis=1)))
+    show("ARC held-out claims, related pairs only",
+         f1_table(ya[related], la[related].argmax(axis=1)))
+    per_label_calibration("ARC held-out, shipped", pa, ya)
+
+    sem = sc.semeval_rows("test")
+    ys = labels_of(sem)
+    ps = model.logits([r.topic for r in sem], [r.text for r in sem])
+    show("SemEval-2016 test, zero-shot (never trained on)", f1_table(ys, ps.argmax(axis=1)))
+    for target in sc.SEMEVAL_TOPICS:
+        idx = [i for i, r in enumerate(sem) if r.group == target]
+        print(f"  {target:9s} F_avg {f1_table(ys[idx], ps[idx].argmax(axis=1))['F_avg']:.3f}")
+
+    # the cheap relevance step (comment text only: these corpora have no article text)
+    gate = np.array([sx.mentions_topic(r.topic, r.text) for r in arc])
+    stance = ya < 2
+    gated = la.argmax(axis=1)
+    gated[~gate] = LABELS.index("neutral")
+    print(f"lexical relevance step on ARC held-out: passes {gate.mean():.3f} of pairs, "
+          f"{gate[~related].mean():.3f} of unrelated, {gate[stance].mean():.3f} of "
+          f"favor/against")
+    show("ARC held-out claims, all pairs, with the lexical relevance step",
+         f1_table(ya, gated))
+    subprocess.run([sys.executable, __file__, "--cross-speed"], check=True)
+
+
+def cross_speed() -> int:
+    """Pairs/s of the cross-encoder: VAST dev comments of 450-650 characters (~540, the
+    corpus median), each with its own topic; and 300-character cuts x 3 topics (like
+    bench/e2e_bench.py's comments). Best of 3, CPU ms per pair, load averages."""
+    from bench.lib import stance_corpus as sc
+    from tasks.stance import crossencoder as sx
+
+    model = sx.StanceCrossEncoder()
+    _, dev = sc.vast_split()
+    rows = [r for r in dev if 450 <= len(r.text) <= 650]
+    rows = random.Random(0).sample(rows, min(240, len(rows)))
+    model.scores([r.topic for r in rows[:16]], [r.text for r in rows[:16]])  # warm-up
+    topics = ["Unpaid internships exploit college students.",
+              "The US should restrict China's access to advanced chips and AI technology",
+              "Cities should build more bike lanes."]
+    cut = sorted({r.text[:300] for r in rows})[:100]
+    mean = np.mean([len(r.text) for r in rows])
+    for name, ts_, cs in (
+            (f"VAST dev comments of 450-650 chars (mean {mean:.0f}), own topic",
+             [r.topic for r in rows], [r.text for r in rows]),
+            ("the same cut to 300 chars x 3 topics", [t for _ in cut for t in topics],
+             [c for c in cut for _ in topics])):
+        rates, cpu = [], []
+        for _ in range(3):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            model.scores(ts_, cs)
+            rates.append(len(cs) / (time.perf_counter() - start))
+            cpu.append((time.process_time() - start_cpu) / len(cs) * 1000)
+        print(f"cross-encoder speed: {max(rates):.1f} pairs/s (best of 3; worst "
+              f"{min(rates):.1f}), {min(cpu):.1f} CPU ms/pair, {len(cs)} pairs: {name}; "
+              f"{model.workers} threads; load average "
+              f"{', '.join(f'{a:.2f}' for a in os.getloadavg())}", flush=True)
+    print(f"peak RSS of the cross-encoder process: {peak_rss_mb():.0f} MB")
+    return 0
+
+
 def main() -> int:
+    cross_bench()
+    if "--cross" in sys.argv:
+        return 0
     if not ts.corpus_available():
         print(f"stance corpus not found at {ts.CORPUS}; skipping the stance bench")
         return 0
@@ -294,4 +453,6 @@ def speed() -> int:
 
 
 if __name__ == "__main__":
+    if "--cross-speed" in sys.argv:
+        raise SystemExit(cross_speed())
     raise SystemExit(speed() if "--speed" in sys.argv else main())
