@@ -7,7 +7,7 @@
 
 
 Reads ../shared/corpus/polnear/polnear_<split>.jsonl (relative to the repo root) and skips
-cleanly when it is absent. Scoring (docs/claims.md):
+cleanly when it is absent. Scoring (docs/claims.md; the code is bench/lib/polnear.py):
 - a predicted claim matches a gold attribution when the Jaccard overlap of their content
   characters is >= 0.5; characters are positions of letters and digits only, so quote
   marks, commas and a leading "that" weigh little; a gold content in several pieces is the
@@ -39,15 +39,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.lib.claims_training import UNPARSED_MAX_LOSS  # noqa: E402
+from bench.lib.polnear import (  # noqa: E402
+    gold_claims,
+    match,
+    prf,
+    read_split,
+    skipped,
+    speaker_right,
+    split_path,
+)
 from schemas.config import Entity  # noqa: E402
 from schemas.models import ClaimDraft  # noqa: E402
 from tasks.claims import (  # noqa: E402
@@ -63,93 +71,15 @@ from tasks.claims import filter as claims_filter  # noqa: E402
 from tasks.claims import parse as claims_parse  # noqa: E402
 from tasks.claims.extractor import _LEARNED_MIN as LEARNED_MIN  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 SEED_TEXT = ROOT.parent / "shared" / "seeds" / "000_5bf2e83c85908633.txt"
 SEED_GOLD = ROOT / "tests" / "data" / "seed_claims.json"
-_WORD = re.compile(r"\w+")
-_STOP = frozenset({"the", "a", "an", "of", "and", "in", "at", "for", "to", "on", "by",
-                   "from", "with", "s"})
-_PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i", "you", "his", "her", "their",
-                       "its", "him", "them", "us", "me", "this", "that", "these", "those",
-                       "who"})
-
-
-def _alnum_positions(text: str, start: int, end: int) -> set[int]:
-    return {i for i in range(start, end) if text[i].isalnum()}
-
-
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text)} - _STOP
-
-
-def speaker_right(pred: str | None, gold: dict[str, Any], text: str) -> bool:
-    sources = gold["source"]
-    if not sources:
-        return pred is None
-    if pred is None:
-        return False
-    gold_text = " ".join(s["text"] for s in sources)
-    pred_words = _words(pred)
-    if pred_words & _words(gold_text):
-        return True
-    gold_words = _words(gold_text)
-    bare = gold_words <= _PRONOUNS or (len(gold_words) <= 2 and any(
-        w in gold_text.lower().split() for w in ("the", "this")))
-    if bare:
-        start = sources[0]["start"]
-        window = _words(text[max(0, start - 1500): start])
-        return bool(pred_words & window)
-    return False
-
-
-def match(preds: list[ClaimDraft], golds: list[dict[str, Any]], text: str
-          ) -> list[tuple[int, int]]:
-    """Greedy one-to-one pairs (pred index, gold index) with content Jaccard >= 0.5."""
-    gold_sets = []
-    for gold in golds:
-        chars: set[int] = set()
-        for span in gold["content"]:
-            chars |= _alnum_positions(text, span["start"], span["end"])
-        gold_sets.append(chars)
-    pairs = []
-    for p, pred in enumerate(preds):
-        pchars = set().union(*(_alnum_positions(text, s, e) for s, e in pred.content_pieces
-                               or [(pred.content_start, pred.content_end)]))
-        if not pchars:
-            continue
-        for g, gchars in enumerate(gold_sets):
-            if not gchars:
-                continue
-            inter = len(pchars & gchars)
-            if inter:
-                jac = inter / len(pchars | gchars)
-                if jac >= 0.5:
-                    pairs.append((jac, p, g))
-    pairs.sort(reverse=True)
-    used_p: set[int] = set()
-    used_g: set[int] = set()
-    out = []
-    for _, p, g in pairs:
-        if p not in used_p and g not in used_g:
-            used_p.add(p)
-            used_g.add(g)
-            out.append((p, g))
-    return out
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
-    prec = tp / n_pred if n_pred else 0.0
-    rec = tp / n_gold if n_gold else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return prec, rec, f1
 
 
 def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
-    path = CORPUS / f"polnear_{split}.jsonl"
-    if not path.exists():
-        print(f"skipped: {path} not found (the PolNeAR corpus is not on this machine)")
+    if not split_path(split).exists():
+        print(skipped(split))
         return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = read_split(split)
     rows = rows[:limit] if limit else rows
     load_nlp()
     extract_claims_many([row["text"] for row in rows[:20]], [])  # warm-up
@@ -162,7 +92,7 @@ def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
         speeds.append(len(rows) / (time.process_time() - started))
     tp = n_pred = n_gold = right = 0
     for row, preds in zip(rows, predicted, strict=True):
-        golds = [a for a in row["attributions"] if a["content"]]
+        golds = gold_claims(row)
         pairs = match(preds, golds, row["text"])
         tp += len(pairs)
         n_pred += len(preds)
@@ -173,15 +103,15 @@ def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
             if verbose and not ok:
                 print(f"SPEAKER {preds[p].speaker!r} vs "
                       f"{[s['text'] for s in golds[g]['source']]}: {preds[p].sentence[:100]}")
-    prec, rec, f1 = _prf(tp, n_pred, n_gold)
+    prec, rec, f1 = prf(tp, n_pred, n_gold)
     # events ("unveiled a chip", quote_kind "event") are stored but not alerted by default;
     # scored without them, as the alert rules see the claims
     etp = en_pred = 0
     for row, preds in zip(rows, predicted, strict=True):
         kept = [c for c in preds if c.quote_kind != "event"]
-        etp += len(match(kept, [a for a in row["attributions"] if a["content"]], row["text"]))
+        etp += len(match(kept, gold_claims(row), row["text"]))
         en_pred += len(kept)
-    eprec, erec, ef1 = _prf(etp, en_pred, n_gold)
+    eprec, erec, ef1 = prf(etp, en_pred, n_gold)
     unclean = sum(not content_is_clean(c) for preds in predicted for c in preds)
     print(f"PolNeAR {split}: {len(rows)} articles, {n_gold} gold, {n_pred} predicted, "
           f"{tp} matched")
@@ -242,17 +172,13 @@ def bench_sample() -> None:
 
 DROP_BELOW = 0.3  # an output kind right less often than this lowers F1 (F1 ~0.6)
 DROP_MIN_SEEN = 5
-# cue words are left unparsed (greedily, least useful first) while the train F1 of the
-# sentences they alone make worth parsing falls by at most this much
-UNPARSED_MAX_LOSS = 0.003
 
 
 def learn() -> None:
-    path = CORPUS / "polnear_train.jsonl"
-    if not path.exists():
-        print(f"skipped: {path} not found (the PolNeAR corpus is not on this machine)")
+    if not split_path("train").exists():
+        print(skipped("train"))
         return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = read_split("train")
     docs = list(load_nlp().pipe([row["text"] for row in rows], batch_size=32))
     # the table, its drop list and unparsed forms are learnt without the cue classifier;
     # bench/train_claims_cues.py then fits the classifier and re-chooses the unparsed forms
@@ -264,7 +190,7 @@ def learn() -> None:
     stats: dict[str, list[int]] = {}
     for row, doc in zip(rows, docs, strict=True):
         keyed = claims_with_keys(doc, [])
-        golds = [a for a in row["attributions"] if a["content"]]
+        golds = gold_claims(row)
         right = {p for p, _ in match([c for c, _ in keyed], golds, row["text"])}
         for k, (_, key) in enumerate(keyed):
             counts = stats.setdefault(key, [0, 0])
@@ -279,7 +205,7 @@ def learn() -> None:
     n_gold = 0
     for row, doc in zip(rows, docs, strict=True):
         preds = [c for c, _ in claims_with_keys(doc, [])]
-        golds = [a for a in row["attributions"] if a["content"]]
+        golds = gold_claims(row)
         n_gold += len(golds)
         right = {p for p, _ in match(preds, golds, row["text"])}
         cues = [(max(row["text"].find(c.sentence), 0), k in right) for k, c in enumerate(preds)]

@@ -4,8 +4,8 @@
                               [--runner thread|dask] [--no-floor]
                               [--stance-encoder minilm|distilled] [--settle 5]
 
-Builds a local news site with `bench/fetch_bench.py`'s page generator (PolNeAR text from
-../shared/corpus; the bench skips when the corpus is absent), each article with exactly
+Builds a local news site with the benches' page generator (bench/lib/newsite.py; PolNeAR
+text from ../shared/corpus; the bench skips when the corpus is absent), each article with exactly
 `--comments` reader comments, serves it from a separate process on 127.0.0.1 (ETag,
 Last-Modified, gzip, a sitemap), writes a config (tracked entities, one stance topic), and
 runs `flows.nightly.nightly` under `prefect_test_harness` twice against a fresh DuckDB.
@@ -40,9 +40,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
+from bench.lib.polnear import CORPUS, split_path  # noqa: E402
+
 BUSY = "(inside tasks)"
 ENTITIES = """\
 entities:
@@ -311,7 +311,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds between the cold and the warm run")
     args = parser.parse_args()
-    if not (CORPUS / "polnear_train.jsonl").exists():
+    if not split_path("train").exists():
         print(f"skipped: {CORPUS} is absent (the bench needs PolNeAR text)")
         return 0
 

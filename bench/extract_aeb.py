@@ -7,8 +7,9 @@
 
 Compares `tasks.extract.parse_page(...).body` (the whole chain of docs/extraction.md, its
 trafilatura fallback included) with `trafilatura.extract` (defaults) side by side, using the
-benchmark's own metric (see ../shared/corpus/README.md): F1, precision, recall, pages left
-without a body, and pages/s in CPU seconds on one core (fastest of --repeat passes).
+benchmark's own metric (see ../shared/corpus/README.md; the code is bench/lib/aeb.py): F1,
+precision, recall, pages left without a body, and pages/s in CPU seconds on one core
+(fastest of --repeat passes).
 Pages whose sha1(id) ends in 0-3 are held out: never look at them while tuning.
 It also scores title/author/published date against our own labels in aeb_meta_labels.json.
 Skips cleanly (exit 0) when the corpus is absent.
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
-import hashlib
 import json
 import re
 import sys
@@ -30,63 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "aeb"
 LABELS = Path(__file__).resolve().parent / "aeb_meta_labels.json"
 FETCHED_AT = datetime(2020, 1, 1, tzinfo=UTC)
-_TOKEN = re.compile(r"\w+")
 
 sys.path.insert(0, str(ROOT))
 
-
-def is_holdout(page_id: str) -> bool:
-    return hashlib.sha1(page_id.encode()).hexdigest()[-1] in "0123"
-
-
-# -- the benchmark's metric ------------------------------------------------------------------
-
-
-def _shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
-    tokens = _TOKEN.findall(text or "")
-    return Counter(tuple(tokens[i:i + n]) for i in range(max(1, len(tokens) - n + 1))
-                   if tokens[i:i + n])
-
-
-def tp_fp_fn(true: str, pred: str) -> tuple[float, float, float]:
-    """Shingle overlaps of one page, normalised so every page weighs the same."""
-    t, p = _shingles(true), _shingles(pred)
-    tp = float(sum((t & p).values()))
-    fp = float(sum((p - t).values()))
-    fn = float(sum((t - p).values()))
-    total = tp + fp + fn
-    return (tp / total, fp / total, fn / total) if total else (0.0, 0.0, 0.0)
-
-
-def _precision(tp: float, fp: float, fn: float) -> float:
-    if fp == fn == 0:
-        return 1.0
-    return tp / (tp + fp) if tp + fp else 0.0
-
-
-def _recall(tp: float, fp: float, fn: float) -> float:
-    if fp == fn == 0:
-        return 1.0
-    return tp / (tp + fn) if tp + fn else 0.0
-
-
-def score(truth: dict[str, str], pred: dict[str, str]) -> tuple[float, float, float]:
-    """(F1, precision, recall) as the benchmark computes them."""
-    precisions, recalls = [], []
-    for page_id, true in truth.items():
-        guess = pred.get(page_id, "")
-        counts = tp_fp_fn(true, guess)
-        if guess:
-            precisions.append(_precision(*counts))
-        if true:
-            recalls.append(_recall(*counts))
-    p = sum(precisions) / len(precisions) if precisions else 0.0
-    r = sum(recalls) / len(recalls) if recalls else 0.0
-    return (2 * p * r / (p + r) if p + r else 0.0), p, r
-
+from bench.lib.aeb import CORPUS, GROUND_TRUTH, TOKEN, read_pages, score  # noqa: E402
 
 # -- running the extractors ------------------------------------------------------------------
 
@@ -167,7 +115,7 @@ def _meta_accuracy(pages: dict[str, tuple[str, str]], show: bool = False) -> Non
 def _same(field: str, want: str | None, got: str | None) -> bool:
     if want is None or got is None:
         return want is None and got is None
-    norm = [" ".join(_TOKEN.findall(x.lower())) for x in (want, got)]
+    norm = [" ".join(TOKEN.findall(x.lower())) for x in (want, got)]
     if field == "author":
         # several authors: the same set of names, in any order
         return sorted(re.split(r"\s*(?:,|\band\b)\s*", norm[0])) == sorted(
@@ -189,22 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score our scorer alone, without the fallback chain")
     args = parser.parse_args(argv)
 
-    truth_file = CORPUS / "ground-truth.json"
-    if not truth_file.exists():
+    if not GROUND_TRUTH.exists():
         print(f"AEB corpus not found at {CORPUS}: skipping")
         return 0
-    truth_all: dict[str, dict[str, str]] = json.loads(truth_file.read_text())
-    pages: dict[str, tuple[str, str]] = {}
-    truth: dict[str, str] = {}
-    for page_id, item in sorted(truth_all.items()):
-        if not args.all and is_holdout(page_id) != args.holdout:
-            continue
-        path = CORPUS / "html" / f"{page_id}.html.gz"
-        if not path.exists():
-            continue
-        pages[page_id] = (gzip.decompress(path.read_bytes()).decode("utf-8", "replace"),
-                          item.get("url", ""))
-        truth[page_id] = item.get("articleBody") or ""
+    pages, truth = read_pages(holdout=args.holdout, every=args.all)
     subset = "all" if args.all else ("held-out" if args.holdout else "development")
     print(f"AEB {subset} pages: {len(pages)}")
 

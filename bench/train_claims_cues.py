@@ -8,21 +8,21 @@ extractor still uses); the shipped model is `--C 0.5 --min-rate 0.05` (both chos
 cross-validated F1, docs/claims.md).
 
 Data: ../shared/corpus/polnear/polnear_train.jsonl only (dev is never read). Every train
-article is parsed in full by `tasks.claims.extractor.load_nlp()` (the parse can be cached in a
-DocBin outside the repo with --cache). Candidates are a word and one of its children whose
-subtree could be a claim (`tasks.claims.cues.constructions`); a candidate is positive when
-that subtree is a gold content (letter/digit Jaccard >= 0.5) of a gold attribution whose
-cue covers the word, as for the cue table. A logistic regression (scikit-learn, binary
-features) is fitted; the threshold is the one that gives the best extractor F1 (the
-matching of bench/claims_polnear.py) over k-fold cross-validation on train: each fold's
-articles are run through the extractor with a model fitted on the other folds. The cue
-words (those that get a sentence parsed) are lemmas with at least MIN_POSITIVE positive
-candidates in train and at least --min-rate positives per occurrence. Writes
-tasks/claims/models/claims_cue_model.json (weights, bias, threshold, cue words; no text), then
-re-chooses the cue word forms left unparsed for it (as bench/claims_polnear.py --learn
-does) into tasks/claims/models/claims_cues.json. The claim filter (`tasks.claims.filter`) is off
-throughout; re-train it afterwards (bench/train_claims_filter.py). Skips cleanly when
-the corpus is absent. Deterministic.
+article is parsed in full by `tasks.claims.extractor.load_nlp()` (the parse can be cached
+in a DocBin outside the repo with --cache). Candidates are a word and one of its children
+whose subtree could be a claim (`tasks.claims.cues.constructions`;
+bench/lib/claims_training.py); a candidate is positive when that subtree is a gold content
+(letter/digit Jaccard >= 0.5) of a gold attribution whose cue covers the word, as for the
+cue table. A logistic regression (scikit-learn, binary features) is fitted; the threshold
+is the one that gives the best extractor F1 (the matching of bench/lib/polnear.py) over
+k-fold cross-validation on train: each fold's articles are run through the extractor with
+a model fitted on the other folds. The cue words (those that get a sentence parsed) are
+lemmas with at least MIN_POSITIVE positive candidates in train and at least --min-rate
+positives per occurrence. Writes tasks/claims/models/claims_cue_model.json (weights, bias,
+threshold, cue words; no text), then re-chooses the cue word forms left unparsed for it
+(as bench/claims_polnear.py --learn does) into tasks/claims/models/claims_cues.json. The
+claim filter (`tasks.claims.filter`) is off throughout; re-train it afterwards
+(bench/train_claims_filter.py). Skips cleanly when the corpus is absent. Deterministic.
 """
 
 from __future__ import annotations
@@ -39,84 +39,30 @@ sys.path.insert(0, str(ROOT))
 
 from spacy.tokens import Doc, DocBin  # noqa: E402
 
-from bench.claims_polnear import UNPARSED_MAX_LOSS, match  # noqa: E402
+from bench.lib.claims_training import (  # noqa: E402
+    CUE_C,
+    UNPARSED_MAX_LOSS,
+    Candidate,
+    cue_candidates,
+    fit_cues,
+    reset_extractor,
+)
+from bench.lib.polnear import gold_claims, match, prf, read_split, skipped, split_path  # noqa: E402
 from tasks.claims import cuemodel as claims_cuemodel  # noqa: E402
 from tasks.claims import cues as claims_cues  # noqa: E402
 from tasks.claims import extractor as claims  # noqa: E402
 from tasks.claims import filter as claims_filter  # noqa: E402
 from tasks.claims import parse as claims_parse  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 MIN_POSITIVE = 2
-MIN_COUNT = 3
-MIN_WEIGHT = 0.05  # smaller weights are dropped from the shipped model (train F1 unchanged)
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3)
-
-Candidate = tuple[int, str, list[str], int]  # article, lemma, features, label
-
-
-def _alnum(text: str, start: int, end: int) -> set[int]:
-    return {i for i in range(start, end) if text[i].isalnum()}
-
-
-def candidates(k: int, doc: Doc, attributions: list[dict[str, Any]]) -> list[Candidate]:
-    text = doc.text
-    items = []
-    for att in attributions:
-        content: set[int] = set()
-        for s in att["content"]:
-            content |= _alnum(text, int(s["start"]), int(s["end"]))
-        if content:
-            items.append(([(int(s["start"]), int(s["end"])) for s in att["cue"]], content))
-    out: list[Candidate] = []
-    for tok in doc:
-        for name, head in claims_cues.constructions(tok):
-            cand = _alnum(text, head.left_edge.idx, head.right_edge.idx + len(head.right_edge))
-            label = 0
-            for cues, content in items:
-                if cand and any(s <= tok.idx < e for s, e in cues):
-                    inter = len(cand & content)
-                    if inter and inter / len(cand | content) >= 0.5:
-                        label = 1
-                        break
-            out.append((k, tok.lemma_.lower(), claims_cuemodel.features(tok, name, head),
-                        label))
-    return out
-
-
-def fit(cands: list[Candidate], c_value: float) -> tuple[dict[str, float], float]:
-    from sklearn.feature_extraction import DictVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    counts: dict[str, int] = {}
-    for _, _, feats, _ in cands:
-        for f in feats:
-            counts[f] = counts.get(f, 0) + 1
-    # a feature seen fewer than MIN_COUNT times gets no weight (smaller model, less noise)
-    vec = DictVectorizer()
-    x = vec.fit_transform([{f: 1 for f in feats if counts[f] >= MIN_COUNT}
-                           for _, _, feats, _ in cands]).tocsr()
-    x.indices = x.indices.astype("int32")  # liblinear takes 32-bit indices only
-    x.indptr = x.indptr.astype("int32")
-    y = [label for *_, label in cands]
-    clf = LogisticRegression(C=c_value, max_iter=2000, solver="liblinear")
-    clf.fit(x, y)
-    weights = {name: round(float(w), 3) for name, w in
-               zip(vec.get_feature_names_out(), clf.coef_[0], strict=True) if abs(w) >= MIN_WEIGHT}
-    return weights, float(clf.intercept_[0])
-
-
-def _reset_extractor() -> None:
-    claims._cue_lemmas.cache_clear()
-    claims._LEMMA_HITS.clear()
-    claims_parse._forms.cache_clear()
 
 
 def evaluate(docs: list[Doc], rows: list[dict[str, Any]]) -> tuple[int, int, int]:
     tp = n_pred = n_gold = 0
     for doc, row in zip(docs, rows, strict=True):
         preds = [c for c, _ in claims.claims_with_keys(doc, [], row["text"])]
-        golds = [a for a in row["attributions"] if a["content"]]
+        golds = gold_claims(row)
         tp += len(match(preds, golds, row["text"]))
         n_pred += len(preds)
         n_gold += len(golds)
@@ -135,19 +81,19 @@ def baseline(docs: list[Doc], rows: list[dict[str, Any]], folds: int) -> None:
         # the fold's table in place of the shipped one (setattr: mypy would refuse the
         # assignment to a cached function)
         setattr(claims_cues, "load", lambda scores=scores: scores)  # noqa: B010
-        _reset_extractor()
+        reset_extractor()
         held = [k for k in range(len(docs)) if k % folds == fold]
         got = evaluate([docs[k] for k in held], [rows[k] for k in held])
         tp, n_pred, n_gold = tp + got[0], n_pred + got[1], n_gold + got[2]
-    p, r = tp / max(n_pred, 1), tp / max(n_gold, 1)
-    print(f"count table, cross-validated: P {p:.4f} R {r:.4f} F1 {2 * p * r / (p + r):.4f}")
+    p, r, f1 = prf(tp, n_pred, n_gold)
+    print(f"count table, cross-validated: P {p:.4f} R {r:.4f} F1 {f1:.4f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--C", dest="c_value", type=float, default=0.5)
+    parser.add_argument("--C", dest="c_value", type=float, default=CUE_C)
     parser.add_argument("--baseline", action="store_true",
                         help="cross-validate the count table instead (for comparison)")
     parser.add_argument("--min-rate", type=float, default=0.05,
@@ -158,11 +104,10 @@ def main() -> None:
     parser.add_argument("--unparsed-only", action="store_true",
                         help="keep the model, only re-choose the unparsed cue word forms")
     args = parser.parse_args()
-    path = CORPUS / "polnear_train.jsonl"
-    if not path.exists():
-        print(f"skipped: {path} not found (the PolNeAR corpus is not on this machine)")
+    if not split_path("train").exists():
+        print(skipped("train"))
         return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = read_split("train")
     # the claim filter is trained after the cue classifier, on its outputs
     # (bench/train_claims_filter.py): the classifier is chosen without it
     claims_filter.use(None)
@@ -187,13 +132,13 @@ def choose_unparsed(docs: list[Doc], rows: list[dict[str, Any]]) -> None:
     """Re-choose the cue word forms left unparsed (`tasks.claims.parse`) for the shipped
     classifier, as bench/claims_polnear.py --learn does for the table, and save them."""
     claims_cuemodel.reset()
-    _reset_extractor()
+    reset_extractor()
     stats: list[claims_parse.SentenceStat] = []
     n_gold = 0
     nlp = claims.load_nlp()
     for doc, row in zip(docs, rows, strict=True):
         preds = [c for c, _ in claims.claims_with_keys(doc, [], row["text"])]
-        golds = [a for a in row["attributions"] if a["content"]]
+        golds = gold_claims(row)
         n_gold += len(golds)
         right = {p for p, _ in match(preds, golds, row["text"])}
         cues = [(max(row["text"].find(c.sentence), 0), k in right) for k, c in enumerate(preds)]
@@ -226,7 +171,7 @@ def train(docs: list[Doc], rows: list[dict[str, Any]], folds: int, c_value: floa
           min_rate: float, out_path: Path, live: bool) -> None:
     cands: list[Candidate] = []
     for k, (doc, row) in enumerate(zip(docs, rows, strict=True)):
-        cands.extend(candidates(k, doc, row["attributions"]))
+        cands.extend(cue_candidates(k, doc, row["attributions"]))
     positives: dict[str, int] = {}
     for _, lemma, _, label in cands:
         positives[lemma] = positives.get(lemma, 0) + label
@@ -242,23 +187,22 @@ def train(docs: list[Doc], rows: list[dict[str, Any]], folds: int, c_value: floa
     totals = {t: [0, 0, 0] for t in THRESHOLDS}
     for fold in range(folds):
         fold_cands = [c for c in cands if c[0] % folds != fold]
-        weights, bias = fit(fold_cands, c_value)
+        weights, bias = fit_cues(fold_cands, c_value)
         held = [k for k in range(len(docs)) if k % folds == fold]
         for t in THRESHOLDS:
             keys = live_keys(fold_cands, weights, bias, t) if live else frozenset()
             claims_cuemodel.use(weights, bias, t, _live_words(words, keys), keys)
-            _reset_extractor()
+            reset_extractor()
             got = evaluate([docs[k] for k in held], [rows[k] for k in held])
             for i in range(3):
                 totals[t][i] += got[i]
     best_t, best_f1 = THRESHOLDS[0], -1.0
     for t, (tp, n_pred, n_gold) in totals.items():
-        p, r = tp / max(n_pred, 1), tp / max(n_gold, 1)
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        p, r, f1 = prf(tp, n_pred, n_gold)
         print(f"  threshold {t:.2f}: cross-validated P {p:.4f} R {r:.4f} F1 {f1:.4f}")
         if f1 > best_f1:
             best_t, best_f1 = t, f1
-    weights, bias = fit(cands, c_value)
+    weights, bias = fit_cues(cands, c_value)
     keys = live_keys(cands, weights, bias, best_t) if live else frozenset()
     words = _live_words(words, keys) if live else words
     claims_cuemodel.reset()

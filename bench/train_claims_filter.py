@@ -8,7 +8,7 @@ article is parsed as the extractor parses it (`tasks.claims.parse`; the parse ca
 cached in a DocBin outside the repo with --cache). Training candidates are the claims the
 extractor gives, without a filter, on each fold's articles with a cue classifier fitted on
 the other folds (so that learnt cues look as they will on unseen text); a candidate is
-positive when it matches a gold attribution (bench/claims_polnear.py's matching). A
+positive when it matches a gold attribution (bench/lib/polnear.py's matching). A
 logistic regression (scikit-learn, binary features, features seen < 3 times dropped) is
 cross-validated by article on those candidates: for each threshold the whole extractor's
 P / R / F1 is computed with the filter fitted on the other folds. The threshold chosen is
@@ -31,21 +31,22 @@ sys.path.insert(0, str(ROOT))
 
 from spacy.tokens import Doc, DocBin  # noqa: E402
 
-from bench.claims_polnear import match  # noqa: E402
-from bench.train_claims_cues import _reset_extractor  # noqa: E402
-from bench.train_claims_cues import candidates as cue_candidates  # noqa: E402
-from bench.train_claims_cues import fit as fit_cues  # noqa: E402
+from bench.lib.claims_training import (  # noqa: E402
+    CUE_C,
+    cue_candidates,
+    fit_cues,
+    reset_extractor,
+)
+from bench.lib.polnear import gold_claims, match, prf, read_split, skipped, split_path  # noqa: E402
 from schemas.models import ClaimDraft  # noqa: E402
 from tasks.claims import cuemodel as claims_cuemodel  # noqa: E402
 from tasks.claims import cues as claims_cues  # noqa: E402
 from tasks.claims import extractor as claims  # noqa: E402
 from tasks.claims import filter as claims_filter  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
 MIN_COUNT = 3
 MIN_WEIGHT = 0.02
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(2, 15))
-CUE_C = 0.5  # the shipped cue classifier's C (bench/train_claims_cues.py)
 
 # per article: its claims, their features, gold attributions
 Article = tuple[list[ClaimDraft], list[list[str]], list[dict[str, Any]], str]
@@ -65,15 +66,15 @@ def out_of_fold_claims(docs: list[Doc], rows: list[dict[str, Any]], folds: int,
     for fold in range(folds):
         weights, bias = fit_cues([c for c in cands if c[0] % folds != fold], CUE_C)
         claims_cuemodel.use(weights, bias, cue_threshold, words, frozenset())
-        _reset_extractor()
+        reset_extractor()
         for k in range(fold, len(docs), folds):
             feats: list[list[str]] = []
             got = [c for c, _ in claims.claims_with_keys(docs[k], [], rows[k]["text"], feats)]
-            golds = [a for a in rows[k]["attributions"] if a["content"]]
+            golds = gold_claims(rows[k])
             out[k] = (got, feats, golds, rows[k]["text"])
         print(f"  fold {fold}: cue classifier fitted, claims collected", flush=True)
     claims_cuemodel.reset()
-    _reset_extractor()
+    reset_extractor()
     return [a for a in out if a is not None]
 
 
@@ -122,11 +123,6 @@ def cross_validate(arts: list[Article], folds: int, c_value: float
     return totals
 
 
-def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
-    p, r = tp / max(n_pred, 1), tp / max(n_gold, 1)
-    return p, r, 2 * p * r / (p + r) if p + r else 0.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=None)
@@ -142,11 +138,10 @@ def main() -> None:
     parser.add_argument("--claims-cache", type=Path, default=None,
                         help="pickle of the out-of-fold claims (outside the repo)")
     args = parser.parse_args()
-    path = CORPUS / "polnear_train.jsonl"
-    if not path.exists():
-        print(f"skipped: {path} not found (the PolNeAR corpus is not on this machine)")
+    if not split_path("train").exists():
+        print(skipped("train"))
         return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = read_split("train")
     if args.claims_cache is not None and args.claims_cache.exists():
         arts = pickle.loads(args.claims_cache.read_bytes())
     else:
@@ -166,7 +161,7 @@ def main() -> None:
     for c_value in args.c_values:
         totals = cross_validate(arts, args.folds, c_value)
         for t, (tp, n_pred, n_gold) in sorted(totals.items()):
-            p, r, f1 = _prf(tp, n_pred, n_gold)
+            p, r, f1 = prf(tp, n_pred, n_gold)
             print(f"C {c_value} threshold {t:.2f}: cross-validated P {p:.4f} R {r:.4f} "
                   f"F1 {f1:.4f} ({n_pred} claims)")
             chosen = t == args.threshold if args.threshold is not None else \

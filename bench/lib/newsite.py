@@ -10,15 +10,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import html
-import json
 import random
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "polnear"
+from bench.lib.polnear import read_split, split_path
+
 NOW = datetime.now(UTC)
 NAMES = ["Ann Lee", "Bob Ortiz", "Chen Wei", "Dana Fox", "Eli Stone", "Farah Khan",
          "Gus Moreau", "Hana Sato"]
@@ -36,11 +34,9 @@ def documents() -> list[tuple[str, list[str]]]:
     docs: list[tuple[str, list[str]]] = []
     seen: set[str] = set()
     for split in ("train", "dev"):
-        path = CORPUS / f"polnear_{split}.jsonl"
-        if not path.exists():
+        if not split_path(split).exists():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+        for row in read_split(split):
             paras = [p.strip() for p in row["text"].split("\n") if len(p.strip()) > 40]
             if len(paras) >= 3 and row["text"] not in seen:
                 seen.add(row["text"])
