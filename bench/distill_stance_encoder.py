@@ -47,7 +47,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))  # train_stance's torch helpers
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 CACHE = Path("/tmp/policywatch-distill")  # tokens and teacher vectors; never committed
@@ -165,8 +164,8 @@ def _load(name: str) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
 def build_student() -> Any:
     import torch
     import torch.nn.functional as F
-    from train_stance import attach_embeddings, torch_layer_norm
 
+    from bench.lib.stance_training import attach_embeddings, torch_layer_norm
     from tasks.stance.encoder import LORA_TARGETS, model_dir, read_safetensors
 
     w = read_safetensors(model_dir() / "model.safetensors")

@@ -53,10 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_stance as ts
-import train_stance_gate as tg
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.lib import stance_gate_training as tg
+from bench.lib import stance_training as ts
 from schemas.config import Topic
 from tasks.stance import LABELS, classify_stances
 from tasks.stance.classifier import label_scores, load_gate, load_head
