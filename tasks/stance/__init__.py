@@ -2,7 +2,8 @@
 score. Pure: texts in, labels out.
 
 Start at `classify_stances` (`classifier`); the MiniLM encoder runs on onnxruntime
-(`encoder`, `graph`); the model files live in `models/`.
+(`encoder`, `graph`); the model files live in `models/`. `crossencoder` is a cross-encoder
+tried for issue 18 and not used yet (docs/stance.md).
 """
 
 from __future__ import annotations
