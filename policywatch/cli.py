@@ -191,8 +191,9 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     for night in summary.sources:  # what each source listed, and what waits (max_items)
         over = " (over max_items: raise it to fetch more a night)" \
             if night.deferred or night.expired else ""
-        echo(f"  {night.source}: {night.found} new items found, {night.fetched} "
-                   f"fetched, {night.deferred} deferred, {night.expired} expired{over}")
+        echo(f"  {night.source}: {night.found} new item{'' if night.found == 1 else 's'} "
+             f"found, {night.fetched} fetched, {night.deferred} deferred, "
+             f"{night.expired} expired{over}")
     by = getattr(summary, "extracted_by", None)
     if by:  # which opinion of the body chain gave the new or changed articles' bodies
         echo("  bodies by     " + ", ".join(f"{k} {v}" for k, v in by.items()))
@@ -217,8 +218,9 @@ def _print_run(db: Path, summary: Any, tracked_names: set[str]) -> None:
     new = [r for r in rows if r[0] in tracked_names]
     echo("")
     echo(f"{COUNT_WORDS}: {len({r[1] for r in new})}"
-         + (f" (and {events[0][0]} events, such as a launch or a signing, not alerted: "
-            "alerts.rules[].include_events)" if events[0][0] else ""))
+         + (f" (and {events[0][0]} event{'' if events[0][0] == 1 else 's'}, such as a "
+            "launch or a signing, not alerted: alerts.rules[].include_events)"
+            if events[0][0] else ""))
     entity = None
     for name, _, speaker, cue, content, sources in new:
         if name != entity:
