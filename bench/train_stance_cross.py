@@ -58,7 +58,7 @@ from tasks.stance import crossencoder as sx
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_INDEX = {label: i for i, label in enumerate(sx.LABELS)}
-MODELS = ROOT / "tasks" / "models"
+MODELS = ROOT / "tasks" / "stance" / "models"
 
 
 def log(msg: str) -> None:
