@@ -11,7 +11,7 @@ training venv can import it).
 - ARC: the fixed 20% held-out claims by sha1 of the claim text, as
   bench/train_stance.py's `held_out_claims` (28 of 140 claims); the other 112 may train.
 - SemEval-2016 test tweets with each target written as a position sentence, as
-  bench/train_stance.py's SEMEVAL_TOPICS.
+  SEMEVAL_TOPICS (bench/lib/stance_training.py uses these too).
 """
 
 from __future__ import annotations

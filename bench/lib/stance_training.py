@@ -50,6 +50,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+# the label maps and SemEval's position sentences: one copy, with the corpus readers
+from bench.lib.stance_corpus import ARC_LABELS, SEMEVAL_LABELS, SEMEVAL_TOPICS  # noqa: E402
 from tasks.stance import LABELS  # noqa: E402
 from tasks.stance.classifier import (  # noqa: E402
     cue_features,
@@ -73,17 +75,6 @@ ENCODER_TAG = "fp32" if ENCODER == "minilm" else "student-" + hashlib.sha256(
 
 def load_stance_encoder() -> OnnxMiniLM:
     return load_encoder(ENCODER)
-ARC_LABELS = {"agree": "favor", "disagree": "against", "discuss": "neutral",
-              "unrelated": "neutral"}
-SEMEVAL_LABELS = {0: "neutral", 1: "against", 2: "favor"}
-# SemEval's targets are bare words; the position sentence a user would write for each
-SEMEVAL_TOPICS = {
-    "abortion": "Abortion should be legal.",
-    "atheism": "Atheism is right: there is no God.",
-    "climate": "Climate change is a real concern.",
-    "feminist": "The feminist movement is good for society.",
-    "hillary": "Hillary Clinton should be president.",
-}
 C_REG = 0.01
 FOLDS = 5
 MIN_SCORE_ROWS = 50  # held-out pairs a label needs before its score map is fitted

@@ -123,10 +123,15 @@ _Model = tuple[dict[str, float], float, float]
 
 @lru_cache(maxsize=1)
 def _saved() -> dict[str, Any]:
-    """The shipped model file, parsed once (465 kB of JSON); {} when it is missing."""
-    if not MODEL_PATH.exists():
+    """The shipped model file, parsed once (465 kB of JSON)."""
+    return read_model_file(MODEL_PATH)
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """A learnt model shipped as JSON (weights, bias, threshold, ...); {} when missing."""
+    if not path.exists():
         return {}
-    return cast(dict[str, Any], json.loads(MODEL_PATH.read_text(encoding="utf-8")))
+    return cast(dict[str, Any], json.loads(path.read_text(encoding="utf-8")))
 
 
 @lru_cache(maxsize=1)

@@ -15,16 +15,16 @@ extractor produced for articles whose cue classifier was fitted on the other fol
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from spacy.tokens import Span, Token
 
 from tasks.claims import lexicon as lex
+from tasks.claims.cuemodel import read_model_file
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "claims_filter.json"
 _FINITE = frozenset({"VBD", "VBZ", "VBP", "MD"})
@@ -145,9 +145,7 @@ _Model = tuple[dict[str, float], float, float]
 
 @lru_cache(maxsize=1)
 def _saved() -> dict[str, Any]:
-    if not MODEL_PATH.exists():
-        return {}
-    return cast(dict[str, Any], json.loads(MODEL_PATH.read_text(encoding="utf-8")))
+    return read_model_file(MODEL_PATH)
 
 
 @lru_cache(maxsize=1)
