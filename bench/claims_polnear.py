@@ -75,20 +75,22 @@ SEED_TEXT = ROOT.parent / "shared" / "seeds" / "000_5bf2e83c85908633.txt"
 SEED_GOLD = ROOT / "tests" / "data" / "seed_claims.json"
 
 
-def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
+def bench_polnear(split: str, limit: int | None, verbose: bool, use_tagger: bool = True
+                  ) -> None:
     if not split_path(split).exists():
         print(skipped(split))
         return
     rows = read_split(split)
     rows = rows[:limit] if limit else rows
     load_nlp()
-    extract_claims_many([row["text"] for row in rows[:20]], [])  # warm-up
+    extract_claims_many([row["text"] for row in rows[:20]], [],
+                        use_tagger=use_tagger)  # warm-up
     texts = [row["text"] for row in rows]
     speeds = []
     predicted: list[list[ClaimDraft]] = []
     for _ in range(3):
         started = time.process_time()
-        predicted = extract_claims_many(texts, [])
+        predicted = extract_claims_many(texts, [], use_tagger=use_tagger)
         speeds.append(len(rows) / (time.process_time() - started))
     tp = n_pred = n_gold = right = 0
     for row, preds in zip(rows, predicted, strict=True):
@@ -113,7 +115,8 @@ def bench_polnear(split: str, limit: int | None, verbose: bool) -> None:
         en_pred += len(kept)
     eprec, erec, ef1 = prf(etp, en_pred, n_gold)
     unclean = sum(not content_is_clean(c) for preds in predicted for c in preds)
-    print(f"PolNeAR {split}: {len(rows)} articles, {n_gold} gold, {n_pred} predicted, "
+    label = split if use_tagger else f"{split}, rules alone"
+    print(f"PolNeAR {label}: {len(rows)} articles, {n_gold} gold, {n_pred} predicted, "
           f"{tp} matched")
     print(f"  precision {prec:.3f}  recall {rec:.3f}  F1 {f1:.3f}")
     print(f"  without events ({n_pred - en_pred} stored with quote_kind 'event'): precision "
@@ -222,7 +225,9 @@ def learn() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="dev", choices=["dev", "train"])
+    parser.add_argument("--split", default="dev", choices=["dev", "train", "held-out"])
+    parser.add_argument("--rules-only", action="store_true",
+                        help="leave the span tagger out (the rules alone)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--learn", action="store_true",
@@ -232,7 +237,7 @@ def main() -> None:
         learn()
         return
     bench_sample()
-    bench_polnear(args.split, args.limit, args.verbose)
+    bench_polnear(args.split, args.limit, args.verbose, use_tagger=not args.rules_only)
 
 
 if __name__ == "__main__":

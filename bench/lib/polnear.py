@@ -17,6 +17,7 @@ Reads ../shared/corpus/polnear/polnear_<split>.jsonl (relative to the repo root)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -40,12 +41,24 @@ _PRONOUNS = frozenset({"he", "she", "they", "it", "we", "i", "you", "his", "her"
 
 
 def split_path(split: str) -> Path:
-    """The file of a split ("train" or "dev")."""
-    return CORPUS / f"polnear_{split}.jsonl"
+    """The file of a split ("train" or "dev"; "held-out" is part of train)."""
+    return CORPUS / f"polnear_{'train' if split == 'held-out' else split}.jsonl"
+
+
+HELD_OUT_PERCENT = 15
+
+
+def held_out(article_id: str) -> bool:
+    """The train articles kept out of fitting the span tagger (about 15%, fixed by the id's
+    sha1): what its layers, epochs and claim assembly were chosen on (split "held-out")."""
+    return int(hashlib.sha1(article_id.encode()).hexdigest(), 16) % 100 < HELD_OUT_PERCENT
 
 
 def read_split(split: str) -> list[dict[str, Any]]:
-    """The articles of a split (text, title, attributions), in file order."""
+    """The articles of a split (text, title, attributions), in file order; "held-out" is
+    the held-out part of train."""
+    if split == "held-out":
+        return [row for row in read_split("train") if held_out(row["id"])]
     text = split_path(split).read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line]
 

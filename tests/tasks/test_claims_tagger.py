@@ -1,0 +1,111 @@
+"""The claims span tagger: its windows, its tags, and the shipped model on real text."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.claims import content_is_clean, extract_claims
+from tasks.claims.tagger import (
+    CLS,
+    SEP,
+    WINDOW,
+    B,
+    I,
+    O,
+    decode,
+    load_tagger,
+    role_tags,
+    windows,
+)
+from tasks.stance.crossencoder import load_tokenizer
+
+ARTICLE = (
+    "Senators met on Tuesday to discuss the export rule. The meeting ran long.\n"
+    "Commerce Secretary Ann Lee said the rule would protect national security. "
+    "Critics disagreed sharply.\n"
+    + " ".join(f"Sentence number {k} adds some words about chips and trade." for k in range(40))
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # type: ignore[no-untyped-def]
+    return load_tokenizer()
+
+
+def test_windows_cover_the_text_once_in_order_and_fit(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    found = windows(ARTICLE, tokenizer)
+    assert len(found) > 1
+    seen: list[tuple[int, int]] = []
+    for w in found:
+        assert len(w.ids) <= WINDOW
+        assert w.ids[0] == CLS and w.ids[-1] == SEP
+        assert len(w.ids) == len(w.offsets)
+        seen += [o for o in w.offsets if o[0] >= 0]
+    assert seen == sorted(seen)
+    assert len(set(seen)) == len(seen)
+    letters = {i for s, e in seen for i in range(s, e)}
+    assert all(i in letters for i, ch in enumerate(ARTICLE) if ch.isalnum())
+
+
+def test_a_paragraph_break_inside_a_window_is_a_sep(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    first = windows(ARTICLE, tokenizer)[0]
+    inner = [k for k, i in enumerate(first.ids[1:-1], start=1) if i == SEP]
+    assert inner, "the line break after the first paragraph should be marked"
+    after = first.offsets[inner[0] + 1][0]
+    assert ARTICLE[after:].startswith("Commerce")
+
+
+def test_tags_decode_back_to_their_spans_across_windows(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    start = ARTICLE.index("the rule would")
+    content = (start, ARTICLE.index(" Critics"))
+    long_start = ARTICLE.index("Sentence number 3 ")
+    long_span = (long_start, ARTICLE.index("Sentence number 30 ") - 1)
+    spans = [content, long_span]
+    found: list[tuple[int, int]] = []
+    for w in windows(ARTICLE, tokenizer):
+        tags = role_tags(w, spans)
+        assert set(tags) <= {B, I, O, -100}
+        pieces, continued = decode(w, [O if t == -100 else t for t in tags], ARTICLE)
+        if continued:
+            found[-1] = (found[-1][0], pieces[0][1])
+            pieces = pieces[1:]
+        found += pieces
+    assert found == [content, long_span]
+
+
+def test_the_shipped_tagger_marks_cue_source_and_content() -> None:
+    tagger = load_tagger()
+    assert tagger is not None, "tasks/claims/models/claims_tagger.npz should ship"
+    text = ("WASHINGTON — The Commerce Department said on Monday that the new export rule "
+            "would cut China's access to advanced chips.")
+    tagged = tagger.tag(text)
+    words = [text[s:e] for s, e in tagged.cue]
+    assert any("said" in w for w in words)
+    assert any("Commerce Department" in text[s:e] for s, e in tagged.source)
+    assert any("export rule" in text[s:e] for s, e in tagged.content)
+
+
+@pytest.mark.parametrize(("text", "speaker", "cue", "content"), [
+    ("Senator Maria Lopez has come out against the new chip export rule, and the vote is "
+     "next week.", "Maria Lopez", "has come out against", "the new chip export rule"),
+    ("Commerce Secretary Ann Lee talked of reforms to ensure that American chipmakers keep "
+     "their lead.", "Ann Lee", "talked of",
+     "reforms to ensure that American chipmakers keep their lead"),
+])
+def test_the_tagger_adds_a_claim_the_rules_miss(text: str, speaker: str, cue: str,
+                                                 content: str) -> None:
+    assert extract_claims(text, [], use_tagger=False) == []
+    (claim,) = extract_claims(text, [])
+    assert claim.speaker is not None and speaker in claim.speaker
+    assert claim.cue == cue
+    assert claim.content == content
+    assert content_is_clean(claim)
+
+
+def test_the_tagger_leaves_sentences_with_rule_claims_to_the_rules() -> None:
+    text = ("Commerce Secretary Ann Lee said the rule would protect national security. "
+            "Senator Maria Lopez has come out against the new chip export rule.")
+    rules = extract_claims(text, [], use_tagger=False)
+    both = extract_claims(text, [])
+    assert rules and both[: len(rules)] == rules
+    assert [c.cue for c in both[len(rules):]] == ["has come out against"]
