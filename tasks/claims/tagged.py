@@ -50,6 +50,7 @@ _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "gov", "sen", "rep", "gen",
                             "corp", "co", "ltd", "jan", "feb", "aug", "sept", "oct", "nov",
                             "dec"})
 _RELATIVES = frozenset({"who", "which", "that", "whose", "whom"})
+_NEGATION = re.compile(r"\b(not|never|n't|no longer)\b|n’t\b")
 _IMPRESSIONS = frozenset({"seem", "seems", "seemed", "seeming", "appear", "appears",
                           "appeared"})
 _NO_COMMENT = r"(comment|elaborat|speculat|respond|discuss)\w*"
@@ -169,6 +170,30 @@ def cue_words_of(text: str, cue: Span) -> str:
     return " ".join(text[cue[0]:cue[1]].lower().split())
 
 
+def _base_forms(word: str) -> set[str]:
+    """The forms a word may be inflected from ("shipped" -> ship, "released" -> release)."""
+    out = {word}
+    if word.endswith("ing"):
+        out |= {word[:-3], word[:-4], word[:-3] + "e"}
+    elif word.endswith("ed"):
+        out |= {word[:-2], word[:-1], word[:-3]}
+    elif word.endswith("es"):
+        out |= {word[:-2], word[:-1]}
+    elif word.endswith("s"):
+        out.add(word[:-1])
+    return out
+
+
+def _is_event_cue(cue_words: str, content: str) -> bool:
+    """An event verb as the cue ("unveiled its rule", "signed the order"), as the rules'
+    `quote_kind = 'event'`; "announced that ..." and 'released: "..."' still report words."""
+    forms = _base_forms(cue_words.split()[0])
+    if forms & lex.EVENT_ALWAYS:
+        return True
+    opens_clause = content[:1] in "\"“'‘" or content.lower().startswith("that ")
+    return bool(forms & lex.EVENT_VERBS) and not opens_clause
+
+
 def _is_refusal(text: str, cue: Span, content: Span) -> bool:
     """"declined to comment (on X)", "did not respond": nothing was claimed (as the rules
     hold, item 4 of docs/claims.md). Read on the words, as the sentence may be unparsed."""
@@ -211,7 +236,10 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
         cue = tagged.cue[k]
         if _is_refusal(text, cue, span) or quotes.containing(cue[0]) is not None:
             continue  # a refusal, or a cue inside a quotation (the speaker's own wording)
-        if cue_words_of(text, cue).split()[0] in _IMPRESSIONS:
+        cue_words = cue_words_of(text, cue)
+        if _NEGATION.search(cue_words):
+            continue  # "did not say", "never claimed": not claims, as for the rules
+        if cue_words.split()[0] in _IMPRESSIONS:
             continue  # "X seemed certain": the writer's impression; the rules keep it
         # with X inside the content, unattributed (item 2 of docs/claims.md)
         outside = [s for s in tagged.source if not (span[0] <= s[0] and s[1] <= span[1])
@@ -251,7 +279,10 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
         kind = _quote_kind(text, start, end, quotes)
         if kind != "direct" and _bare_phrase(content_span):
             continue  # "pointed to its CloudMatrix systems": a thing named, nothing claimed
-        cue_words = cue_words_of(text, cue)
+        if speaker is not None and speaker.text.lower() in _PERSONAL:
+            continue  # "It vowed ...": a speaker nobody could name is no use in an alert
+        if _is_event_cue(cue_words, text[pieces[0][0]:pieces[0][1]]):
+            kind = "event"
         sk = _speaker_kind(tokens, speaker)
         between = text[min(cue[1], span[1]):max(cue[0], span[0])]
         feats = [

@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tasks.claims import content_is_clean, extract_claims
+from tasks.claims import tagged as claims_tagged
+from tasks.claims.extractor import parse
+from tasks.claims.quotes import QuoteIndex
+from tasks.claims.speakers import EntityIndex, Resolver
 from tasks.claims.tagger import (
     CLS,
     SEP,
@@ -85,6 +89,19 @@ def test_the_shipped_tagger_marks_cue_source_and_content() -> None:
     assert any("export rule" in text[s:e] for s, e in tagged.content)
 
 
+def _candidates(text: str) -> list[claims_tagged.Candidate]:
+    tagger = load_tagger()
+    assert tagger is not None
+    doc = parse([text])[0]
+    rules = extract_claims(text, [], use_tagger=False)
+    quotes = QuoteIndex(text)
+    index = EntityIndex.build(text, [])
+    tagged = tagger.tag(text, skip=claims_tagged.rule_spans(rules),
+                        worth=claims_tagged.parsed_sentences(doc))
+    return claims_tagged.candidates(doc, text, tagged, rules, Resolver(doc, index, text, quotes),
+                                    index, quotes)
+
+
 @pytest.mark.parametrize(("text", "speaker", "cue", "content"), [
     ("Senator Maria Lopez has come out against the new chip export rule, and the vote is "
      "next week.", "Maria Lopez", "has come out against", "the new chip export rule"),
@@ -92,20 +109,40 @@ def test_the_shipped_tagger_marks_cue_source_and_content() -> None:
      "their lead.", "Ann Lee", "talked of",
      "reforms to ensure that American chipmakers keep their lead"),
 ])
-def test_the_tagger_adds_a_claim_the_rules_miss(text: str, speaker: str, cue: str,
-                                                 content: str) -> None:
+def test_the_tagger_proposes_claims_the_rules_miss(text: str, speaker: str, cue: str,
+                                                   content: str) -> None:
     assert extract_claims(text, [], use_tagger=False) == []
-    (claim,) = extract_claims(text, [])
+    (found,) = _candidates(text)
+    claim = found.claim
     assert claim.speaker is not None and speaker in claim.speaker
     assert claim.cue == cue
     assert claim.content == content
     assert content_is_clean(claim)
 
 
+def test_what_the_filter_keeps_is_what_scores_at_least_its_threshold() -> None:
+    text = ("Commerce Secretary Ann Lee talked of reforms to ensure that American chipmakers "
+            "keep their lead. Senator Maria Lopez has come out against the new chip export "
+            "rule. The Biden administration unveiled its AI diffusion rule in January. "
+            "The report did not say how many chips were used. It vowed to take necessary "
+            "measures.")
+    found = _candidates(text)
+    kept = [c.claim for c in found
+            if claims_tagged.score(c.features) >= claims_tagged.threshold()]
+    rules = extract_claims(text, [], use_tagger=False)
+    assert extract_claims(text, []) == rules + kept
+    assert any(c.cue == "talked of" for c in kept), "a clear claim should pass the filter"
+    # a negated cue is no claim and an unresolved "It" no speaker, as for the rules
+    assert not any("did not say" in (c.claim.cue or "") for c in found)
+    assert not any((c.claim.speaker or "").lower() == "it" for c in found)
+    # an event verb makes an event, not alerted by default
+    (unveiled,) = [c.claim for c in found if (c.claim.cue or "").startswith("unveil")]
+    assert unveiled.quote_kind == "event"
+
+
 def test_the_tagger_leaves_sentences_with_rule_claims_to_the_rules() -> None:
     text = ("Commerce Secretary Ann Lee said the rule would protect national security. "
             "Senator Maria Lopez has come out against the new chip export rule.")
     rules = extract_claims(text, [], use_tagger=False)
-    both = extract_claims(text, [])
-    assert rules and both[: len(rules)] == rules
-    assert [c.cue for c in both[len(rules):]] == ["has come out against"]
+    assert rules and all("Lopez" not in (c.speaker or "") for c in rules)
+    assert [c.claim.cue for c in _candidates(text)] == ["has come out against"]
