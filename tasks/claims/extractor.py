@@ -758,6 +758,8 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
     claims it finds where no rule did (key "tagger"), after the rules' own.
     """
     text = doc.text if text is None else text
+    if not len(doc):
+        return []  # an empty body
     quotes = QuoteIndex(text)
     qtext = normalise(text)
     index = EntityIndex.build(text, entities)

@@ -50,12 +50,13 @@ _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "gov", "sen", "rep", "gen",
                             "corp", "co", "ltd", "jan", "feb", "aug", "sept", "oct", "nov",
                             "dec"})
 _RELATIVES = frozenset({"who", "which", "that", "whose", "whom"})
-_NEGATION = re.compile(r"\b(not|never|n't|no longer)\b|n’t\b")
+_POSSESSIVES = frozenset({"his", "her", "its", "their", "our", "my", "your"})
+_NEGATION = re.compile(r"\b(not|never|no longer)\b|n['’]t\b")
 _IMPRESSIONS = frozenset({"seem", "seems", "seemed", "seeming", "appear", "appears",
                           "appeared"})
 _NO_COMMENT = r"(comment|elaborat|speculat|respond|discuss)\w*"
 _REFUSAL = re.compile(r"\b(declin|refus)\w*\b.{0,40}\b" + _NO_COMMENT)
-_NOT_COMMENTING = re.compile(r"\bnot\s+(\w+\s+)?" + _NO_COMMENT)
+_NOT_COMMENTING = re.compile(r"(\bnot|n['’]t)\s+(\w+\s+)?" + _NO_COMMENT)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def _ends_sentence(text: str, start: int, end: int) -> bool:
 
 
 def _sentence_of(text: str, span: Span) -> str:
-    """The sentence (or line) around a span."""
+    """The sentence (or line) around a span, or the sentences it runs over."""
     start = max(text.rfind("\n", 0, span[0]) + 1, 0)
     before = _stops(text, start, span[0])
     start = before[-1] if before else start
@@ -201,6 +202,22 @@ def _is_refusal(text: str, cue: Span, content: Span) -> bool:
     return bool(_REFUSAL.search(words) or _NOT_COMMENTING.search(words))
 
 
+def _speaker_tokens(tokens: list[Token], quotes: QuoteIndex) -> list[Token]:
+    """A speaker phrase fit to name someone: none when its head is a relative, possessive
+    or wh- word ("which reported", "his"), or when it lies inside a quotation; a trailing
+    possessive ("Stumpf's") is cut off."""
+    while tokens and tokens[-1].lower_ in ("'s", "’s", "'", "’"):
+        tokens = tokens[:-1]
+    if not tokens:
+        return []
+    head = tokens[-1]
+    if head.tag_ in ("WDT", "WP", "WP$", "PRP$") or head.lower_ in _RELATIVES | _POSSESSIVES:
+        return []
+    if quotes.containing(tokens[0].idx) is not None:
+        return []
+    return tokens
+
+
 def _speaker_kind(tokens: Sequence[Token], speaker: Speaker | None) -> str:
     if not tokens:
         return "none"
@@ -258,6 +275,9 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
             chars = doc.char_span(source[0], source[1], alignment_mode="expand")
             tokens = list(chars) if chars is not None else []
             origin = "tagged" if tokens else "none"
+        tokens = _speaker_tokens(tokens, quotes)
+        if not tokens:
+            origin = "none"
         speaker: Speaker | None = None
         if tokens:
             head = next((t for t in reversed(tokens) if not t.is_punct), tokens[-1])
@@ -279,7 +299,8 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
         kind = _quote_kind(text, start, end, quotes)
         if kind != "direct" and _bare_phrase(content_span):
             continue  # "pointed to its CloudMatrix systems": a thing named, nothing claimed
-        if speaker is not None and speaker.text.lower() in _PERSONAL:
+        if speaker is not None and re.split(r"['’\s]", speaker.text.lower())[0] in _PERSONAL \
+                and len(speaker.text.split()) == 1:
             continue  # "It vowed ...": a speaker nobody could name is no use in an alert
         if _is_event_cue(cue_words, text[pieces[0][0]:pieces[0][1]]):
             kind = "event"
@@ -304,7 +325,7 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
             speaker_entity=speaker.entity if speaker is not None else None,
             cue=" ".join(text[cue[0]:cue[1]].split()),
             content=_join(text, pieces),
-            sentence=_sentence_of(text, cue),
+            sentence=_sentence_of(text, (min(cue[0], start), max(cue[1], end))),
             quote_kind=kind,
             entities=tuple(dict.fromkeys(about)),
             content_start=start,

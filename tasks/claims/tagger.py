@@ -51,6 +51,9 @@ class Window:
 
     ids: list[int]
     offsets: list[Span]
+    # the window goes straight on from the one before: the rest of a cut sentence, or the
+    # next sentence of the same paragraph with nothing left out between them
+    follows: bool = False
 
 
 def models_dir() -> Path:
@@ -97,21 +100,23 @@ def windows(text: str, tokenizer: Any, skip: Sequence[Span] = (),
     out: list[Window] = []
     ids: list[int] = [CLS]
     offsets: list[Span] = [(-1, -1)]
+    follows = False
 
-    def flush() -> None:
-        nonlocal ids, offsets
+    def flush(next_follows: bool) -> None:
+        nonlocal ids, offsets, follows
         if len(ids) > 1:
-            out.append(Window([*ids, SEP], [*offsets, (-1, -1)]))
-        ids, offsets = [CLS], [(-1, -1)]
+            out.append(Window([*ids, SEP], [*offsets, (-1, -1)], follows))
+        ids, offsets, follows = [CLS], [(-1, -1)], next_follows
 
     for (start, _, opens), enc in zip(sentences, encoded, strict=True):
         pieces = list(zip(enc.ids, [(start + a, start + b) for a, b in enc.offsets],
                           strict=True))
+        begun = False  # part of this sentence is in the current window already
         while pieces:
             sep = 1 if opens and len(ids) > 1 else 0
             if len(ids) - 1 + sep + len(pieces) > room:
                 if len(ids) > 1:
-                    flush()
+                    flush(begun or not opens)
                     continue
                 part, pieces = pieces[:room], pieces[room:]
             else:
@@ -122,7 +127,8 @@ def windows(text: str, tokenizer: Any, skip: Sequence[Span] = (),
             ids += [p for p, _ in part]
             offsets += [o for _, o in part]
             opens = False
-    flush()
+            begun = True
+    flush(False)
     return out
 
 
@@ -217,6 +223,7 @@ class ClaimTagger:
         found: dict[str, list[Span]] = {role: [] for role in ROLES}
         confidence: dict[str, list[float]] = {role: [] for role in ROLES}
         todo = windows(text, self.tokenizer, skip, worth)
+        last_end = -1  # where the previous window's last word piece ends
         for s in range(0, len(todo), BATCH):
             chunk = todo[s : s + BATCH]
             probs = self.probabilities(chunk)
@@ -230,13 +237,17 @@ class ClaimTagger:
                         mean = float(np.mean([inside[j] for j, (x, y) in enumerate(w.offsets)
                                               if x >= a and y <= b and x >= 0] or [0.0]))
                         a, b = _whole_words(text, a, b)
-                        if k == 0 and continued and found[role]:
+                        if not any(ch.isalnum() for ch in text[a:b]):
+                            continue
+                        if k == 0 and continued and w.follows and found[role] and \
+                                found[role][-1][1] >= last_end:
                             # the span the window before ended with goes on here
                             found[role][-1] = (found[role][-1][0], b)
                             confidence[role][-1] = (confidence[role][-1] + mean) / 2
                             continue
                         found[role].append((a, b))
                         confidence[role].append(mean)
+                last_end = max(e for _, e in w.offsets)
         return Tagged(found["content"], found["cue"], found["source"],
                       confidence["content"], confidence["cue"], confidence["source"])
 
@@ -247,7 +258,14 @@ def _whole_words(text: str, start: int, end: int) -> Span:
     def inside(ch: str) -> bool:
         return ch.isalnum() or ch in "'’"
 
-    while start > 0 and inside(text[start - 1]) and inside(text[start]):
+    # a span that starts on a clitic ("’s denouncing") starts after it, not on the word
+    # before it ("It’s")
+    if text[start:start + 1] in ("'", "’") and start > 0 and text[start - 1].isalnum():
+        while start < end and inside(text[start]):
+            start += 1
+        while start < end and text[start].isspace():
+            start += 1
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
         start -= 1
     while end < len(text) and inside(text[end]) and inside(text[end - 1]):
         end += 1

@@ -146,3 +146,38 @@ def test_the_tagger_leaves_sentences_with_rule_claims_to_the_rules() -> None:
     rules = extract_claims(text, [], use_tagger=False)
     assert rules and all("Lopez" not in (c.speaker or "") for c in rules)
     assert [c.claim.cue for c in _candidates(text)] == ["has come out against"]
+
+
+def test_a_window_follows_only_what_it_goes_straight_on_from(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    long_sentence = "The rule " + " ".join(f"covers chip{k}" for k in range(120)) + "."
+    text = f"{long_sentence} Next sentence here.\nA new paragraph starts.\n"
+    cut = windows(text, tokenizer)
+    assert len(cut) >= 2 and not cut[0].follows and cut[1].follows  # the cut sentence
+    skipped = windows("One claim here. Two more words. Three ends it.", tokenizer,
+                      skip=[(17, 20)])
+    assert len(skipped) == 1 and not skipped[0].follows
+    # a window goes on from the one before only over blanks and stops: never over a
+    # skipped sentence or a paragraph break
+    full = " ".join(["chips"] * 110)
+    a, c = f"First {full}.", f"Third {full}."
+    plain = windows(f"{a} {c}", tokenizer)
+    assert [w.follows for w in plain] == [False, True]
+    gap = f"{a} Skip this one. {c}"
+    skipped_between = windows(gap, tokenizer, skip=[(gap.index("Skip"), gap.index("Skip") + 4)])
+    assert [w.follows for w in skipped_between] == [False, False]
+    assert [w.follows for w in windows(f"{a}\n{c}", tokenizer)] == [False, False]
+
+
+def test_empty_and_blank_bodies_have_no_claims() -> None:
+    assert extract_claims("", []) == []
+    assert extract_claims(" \n\n ", []) == []
+
+
+@pytest.mark.parametrize("text", [
+    "Senator Maria Lopez hasn't come out against the new chip export rule.",
+    "A spokesman for Senator Maria Lopez wouldn't comment on the new chip export rule or "
+    "its timing.",
+])
+def test_negated_cues_and_refusals_are_no_claims(text: str) -> None:
+    assert not any(c.cue and ("n't" in c.cue or "comment" in c.cue)
+                   for c in extract_claims(text, []))
