@@ -223,31 +223,38 @@ class ClaimTagger:
         found: dict[str, list[Span]] = {role: [] for role in ROLES}
         confidence: dict[str, list[float]] = {role: [] for role in ROLES}
         todo = windows(text, self.tokenizer, skip, worth)
-        last_end = -1  # where the previous window's last word piece ends
+        # batches of windows of similar length (less padding), read back in text order
+        by_length = sorted(range(len(todo)), key=lambda k: len(todo[k].ids))
+        probs: list[F32 | None] = [None] * len(todo)
         for s in range(0, len(todo), BATCH):
-            chunk = todo[s : s + BATCH]
-            probs = self.probabilities(chunk)
-            for w, p in zip(chunk, probs, strict=False):
-                p = p[: len(w.ids)]
-                for r, role in enumerate(ROLES):
-                    spans, continued = decode(w, [int(t) for t in p[:, r].argmax(axis=-1)],
-                                              text)
-                    inside = 1.0 - p[:, r, O]
-                    for k, (a, b) in enumerate(spans):
-                        mean = float(np.mean([inside[j] for j, (x, y) in enumerate(w.offsets)
-                                              if x >= a and y <= b and x >= 0] or [0.0]))
-                        a, b = _whole_words(text, a, b)
-                        if not any(ch.isalnum() for ch in text[a:b]):
-                            continue
-                        if k == 0 and continued and w.follows and found[role] and \
-                                found[role][-1][1] >= last_end:
-                            # the span the window before ended with goes on here
-                            found[role][-1] = (found[role][-1][0], b)
-                            confidence[role][-1] = (confidence[role][-1] + mean) / 2
-                            continue
-                        found[role].append((a, b))
-                        confidence[role].append(mean)
-                last_end = max(e for _, e in w.offsets)
+            chunk = by_length[s : s + BATCH]
+            for k, p in zip(chunk, self.probabilities([todo[k] for k in chunk]),
+                            strict=False):
+                probs[k] = p[: len(todo[k].ids)]
+        last_end = -1  # where the previous window's last word piece ends
+        for w, p in zip(todo, probs, strict=True):
+            assert p is not None
+            starts = np.array([x for x, _ in w.offsets])
+            ends = np.array([y for _, y in w.offsets])
+            for r, role in enumerate(ROLES):
+                spans, continued = decode(w, [int(t) for t in p[:, r].argmax(axis=-1)],
+                                          text)
+                inside = 1.0 - p[:, r, O]
+                for k, (a, b) in enumerate(spans):
+                    picked = inside[(starts >= a) & (ends <= b) & (starts >= 0)]
+                    mean = float(picked.mean()) if picked.size else 0.0
+                    a, b = _whole_words(text, a, b)
+                    if not any(ch.isalnum() for ch in text[a:b]):
+                        continue
+                    if k == 0 and continued and w.follows and found[role] and \
+                            found[role][-1][1] >= last_end:
+                        # the span the window before ended with goes on here
+                        found[role][-1] = (found[role][-1][0], b)
+                        confidence[role][-1] = (confidence[role][-1] + mean) / 2
+                        continue
+                    found[role].append((a, b))
+                    confidence[role].append(mean)
+            last_end = max(e for _, e in w.offsets)
         return Tagged(found["content"], found["cue"], found["source"],
                       confidence["content"], confidence["cue"], confidence["source"])
 
