@@ -829,14 +829,7 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
         if item.speaker_head is not None:
             speaker = resolver.resolve(item.speaker_head, np_tokens)
         content_span = doc.char_span(start, end, alignment_mode="expand")
-        about: list[str] = [e.name for p_start, p_end in pieces
-                            for e in index.named_in(p_start, p_end)]
-        if content_span is not None:
-            about.extend(anaphor_entities(content_span, index))
-        if speaker is not None:
-            about.extend(speaker.about)
-            if speaker.entity is not None:
-                about.append(speaker.entity)
+        about = _about(content_span, pieces, speaker, index)
         cue_text = " ".join(t.text for t in item.cue)
         if _is_event(item):
             kind = "event"
@@ -879,6 +872,20 @@ def claims_with_keys(doc: Doc, entities: Sequence[Entity], text: str | None = No
 
 
 _BARE_MAX_WORDS = 3
+
+
+def _about(content: Span | None, pieces: Sequence[tuple[int, int]], speaker: Speaker | None,
+           index: EntityIndex) -> list[str]:
+    """The configured entities a claim is about: named in its content, referred to there
+    ("the company"), or its speaker and whom the speaker speaks for."""
+    about = [e.name for start, end in pieces for e in index.named_in(start, end)]
+    if content is not None:
+        about.extend(anaphor_entities(content, index))
+    if speaker is not None:
+        about.extend(speaker.about)
+        if speaker.entity is not None:
+            about.append(speaker.entity)
+    return about
 
 
 def _bare_phrase(span: Span | None) -> bool:

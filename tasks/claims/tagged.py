@@ -32,7 +32,7 @@ from tasks.claims import cues as claims_cues
 from tasks.claims import lexicon as lex
 from tasks.claims.cuemodel import read_model_file
 from tasks.claims.quotes import QuoteIndex
-from tasks.claims.speakers import EntityIndex, Resolver, Speaker, anaphor_entities
+from tasks.claims.speakers import EntityIndex, Resolver, Speaker
 from tasks.claims.tagger import ClaimTagger, Span, Tagged
 
 FILTER_PATH = Path(__file__).resolve().parent / "models" / "claims_tagged_filter.json"
@@ -236,7 +236,7 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
                resolver: Resolver, index: EntityIndex, quotes: QuoteIndex
                ) -> list[Candidate]:
     """Every claim the tagger proposes that no rule claim covers, with its features."""
-    from tasks.claims.extractor import _bare_phrase, _join, _quote_kind
+    from tasks.claims.extractor import _about, _bare_phrase, _join, _quote_kind
 
     covered: set[int] = set()
     for claim in rules:
@@ -288,14 +288,8 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
             continue
         covered |= letters
         start, end = pieces[0][0], pieces[-1][1]
-        about = [e.name for s, e_ in pieces for e in index.named_in(s, e_)]
         content_span = doc.char_span(start, end, alignment_mode="expand")
-        if content_span is not None:
-            about.extend(anaphor_entities(content_span, index))
-        if speaker is not None:
-            about.extend(speaker.about)
-            if speaker.entity is not None:
-                about.append(speaker.entity)
+        about = _about(content_span, pieces, speaker, index)
         kind = _quote_kind(text, start, end, quotes)
         if kind != "direct" and _bare_phrase(content_span):
             continue  # "pointed to its CloudMatrix systems": a thing named, nothing claimed
