@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.lib import stance_corpus as sc
 from bench.lib import stance_gate_training as tg
 from bench.lib import stance_training as ts
 from schemas.config import Topic
@@ -176,7 +177,6 @@ def cross_bench() -> None:
     claims and SemEval-2016 test."""
     import hashlib
 
-    from bench.lib import stance_corpus as sc
     from tasks.stance import crossencoder as sx
 
     if not sc.available():
@@ -256,7 +256,6 @@ def cross_speed() -> int:
     """Pairs/s of the cross-encoder: VAST dev comments of 450-650 characters (~540, the
     corpus median), each with its own topic; and 300-character cuts x 3 topics (like
     bench/e2e_bench.py's comments). Best of 3, CPU ms per pair, load averages."""
-    from bench.lib import stance_corpus as sc
     from tasks.stance import crossencoder as sx
 
     model = sx.StanceCrossEncoder()
@@ -333,7 +332,7 @@ def main() -> int:
     pred, sem_scores = shipped.label_scores(sem_probs)
     show("SemEval-2016 test, embedding head (trained on ARC only)", f1_table(ys, pred))
     calibration("SemEval-2016 test, shipped head's scores", sem_probs, ys, sem_scores)
-    for target in ts.SEMEVAL_TOPICS:
+    for target in sc.SEMEVAL_TOPICS:
         idx = [i for i, p in enumerate(sem) if p.group == target]
         print(f"  {target:9s} F_avg {f1_table(ys[idx], pred[idx])['F_avg']:.3f}")
 

@@ -57,7 +57,7 @@ def lower_vectors(pairs: Sequence[ts.Pair]) -> tuple[np.ndarray, np.ndarray,
     c_row = {t: i for i, t in enumerate(texts)}
     t_vec, c_vec = embed_lower(topics), embed_lower(texts)
     return (t_vec[[t_row[p.topic] for p in pairs]], c_vec[[c_row[p.text] for p in pairs]],
-            np.array([p.stance != "unrelated" for p in pairs]))
+            np.array([p.kind != "unrelated" for p in pairs]))
 
 
 def centre(comments: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -36,12 +36,10 @@ exactly.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +48,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-# the label maps and SemEval's position sentences: one copy, with the corpus readers
-from bench.lib.stance_corpus import ARC_LABELS, SEMEVAL_LABELS, SEMEVAL_TOPICS  # noqa: E402
+# the corpus readers, label maps and the ARC hold-out: one copy, in bench/lib/stance_corpus
+from bench.lib import stance_corpus as sc  # noqa: E402
+from bench.lib.stance_corpus import CORPUS  # noqa: E402
 from tasks.stance import LABELS  # noqa: E402
 from tasks.stance.classifier import (  # noqa: E402
     cue_features,
@@ -62,7 +61,6 @@ from tasks.stance.classifier import (  # noqa: E402
 )
 from tasks.stance.encoder import MAX_TOKENS, OnnxMiniLM  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "stance"
 # --distilled: train for the opt-in 3-layer encoder (`performance.stance_encoder`); the
 # head, gate and cache key are that encoder's (bench/train_stance_gate.py, stance_bench.py)
 ENCODER = "distilled" if "--distilled" in sys.argv else "minilm"
@@ -80,13 +78,9 @@ FOLDS = 5
 MIN_SCORE_ROWS = 50  # held-out pairs a label needs before its score map is fitted
 
 
-@dataclass(frozen=True)
-class Pair:
-    topic: str
-    text: str
-    label: str  # favor / against / neutral
-    group: str  # the claim or target: a split never puts one on both sides
-    stance: str = ""  # the corpus's own label (ARC: agree/disagree/discuss/unrelated)
+# a comment-topic pair: topic, text, label (favor / against / neutral), group (the claim or
+# target: a split never puts one on both sides), kind (ARC: agree/disagree/discuss/unrelated)
+Pair = sc.Example
 
 
 def corpus_available() -> bool:
@@ -94,22 +88,11 @@ def corpus_available() -> bool:
 
 
 def arc_pairs() -> list[Pair]:
-    with (CORPUS / "arc_bodies.csv").open(encoding="utf-8") as f:
-        bodies = {row["Body ID"]: row["articleBody"] for row in csv.DictReader(f)}
-    with (CORPUS / "arc_pairs.csv").open(encoding="utf-8") as f:
-        return [Pair(row["Headline"], bodies[row["Body ID"]], ARC_LABELS[row["Stance"]],
-                     row["Headline"], row["Stance"]) for row in csv.DictReader(f)]
+    return sc.arc_rows()
 
 
 def semeval_pairs(split: str = "test") -> list[Pair]:
-    out: list[Pair] = []
-    for target, topic in SEMEVAL_TOPICS.items():
-        folder = CORPUS / "semeval2016" / target
-        texts = (folder / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
-        labels = (folder / f"{split}_labels.txt").read_text(encoding="utf-8").splitlines()
-        out += [Pair(topic, text.replace("#SemST", "").strip(), SEMEVAL_LABELS[int(y)], target)
-                for text, y in zip(texts, labels, strict=True)]
-    return out
+    return sc.semeval_rows(split)
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:
@@ -214,14 +197,12 @@ SPLIT = 4  # layers run on topic and comment separately; the rest see both
 RANK, ALPHA = 8, 16
 TOPIC_LEN, COMMENT_LEN = 32, 96  # tokens; comments average ~130 untruncated
 EPOCHS, LR, BATCH, UNRELATED, SEED = 3, 2e-3, 16, 1200, 0
-HELD_OUT_SHARE = 0.2
 LORA_OUT = ROOT / "tasks" / "stance" / "models" / "stance_lora.npz"
 
 
 def held_out_claims(claims: Sequence[str]) -> set[str]:
     """A fixed 20% of the claims, by hash: never trained on, never used to pick settings."""
-    ranked = sorted(claims, key=lambda c: hashlib.sha1(c.encode()).hexdigest())
-    return set(ranked[: round(len(ranked) * HELD_OUT_SHARE)])
+    return sc.arc_held_out_claims(claims)
 
 
 def lora_split(pairs: Sequence[Pair], rng: random.Random) -> tuple[list[Pair], list[Pair]]:
@@ -230,8 +211,8 @@ def lora_split(pairs: Sequence[Pair], rng: random.Random) -> tuple[list[Pair], l
     held = held_out_claims(sorted({p.group for p in pairs}))
     train = [p for p in pairs if p.group not in held]
     test = [p for p in pairs if p.group in held]
-    related = [p for p in train if p.stance != "unrelated"]
-    unrelated = [p for p in train if p.stance == "unrelated"]
+    related = [p for p in train if p.kind != "unrelated"]
+    unrelated = [p for p in train if p.kind == "unrelated"]
     rng.shuffle(unrelated)
     return related + unrelated[:UNRELATED], test
 
@@ -351,7 +332,7 @@ def train_lora(use_all: bool = False) -> int:
     pairs = arc_pairs()
     train, test = lora_split(pairs, rng)
     if use_all:  # every claim; no held-out figures then
-        train, test = [*train, *[p for p in test if p.stance != "unrelated"]], []
+        train, test = [*train, *[p for p in test if p.kind != "unrelated"]], []
     model = build_torch_model()
 
     def tokenizer(max_len: int) -> Any:

@@ -33,7 +33,7 @@ from tasks.claims import lexicon as lex
 from tasks.claims.cuemodel import read_model_file
 from tasks.claims.quotes import QuoteIndex
 from tasks.claims.speakers import EntityIndex, Resolver, Speaker
-from tasks.claims.tagger import ClaimTagger, Span, Tagged
+from tasks.claims.tagger import SENTENCE_END, ClaimTagger, Span, Tagged
 
 FILTER_PATH = Path(__file__).resolve().parent / "models" / "claims_tagged_filter.json"
 CUE_GAP = 60  # characters at most between a content span and its cue
@@ -41,7 +41,6 @@ SOURCE_GAP = 150  # ... and between that cue and its source, in the same sentenc
 OVERLAP = 0.3  # share of a tagged content's letters that a rule claim may already hold
 MIN_LETTERS = 12
 
-_STOP = re.compile(r"[.!?]+[\"'”’)]*\s+|\n")
 _PERSONAL = frozenset({"he", "she", "they", "i", "we", "you", "it"})
 _UNPARSED_TAGS = frozenset({"XX", "NNP", "_SP", ""})  # what parse gives what it skips
 _DASHES = frozenset({"—", "―", "--"})
@@ -52,10 +51,15 @@ _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "gov", "sen", "rep", "gen",
 _RELATIVES = frozenset({"who", "which", "that", "whose", "whom"})
 _POSSESSIVES = frozenset({"his", "her", "its", "their", "our", "my", "your"})
 _NEGATION = re.compile(r"\b(not|never|no longer)\b|n['’]t\b")
-_IMPRESSIONS = frozenset({"seem", "seems", "seemed", "seeming", "appear", "appears",
-                          "appeared"})
-_NO_COMMENT = r"(comment|elaborat|speculat|respond|discuss)\w*"
-_REFUSAL = re.compile(r"\b(declin|refus)\w*\b.{0,40}\b" + _NO_COMMENT)
+
+
+def _stems(words: frozenset[str]) -> str:
+    """An alternation of the lexicon's words cut before a final e ("declin", "comment")."""
+    return "(" + "|".join(sorted(w.removesuffix("e") for w in words)) + r")\w*"
+
+
+_NO_COMMENT = _stems(lex.NO_COMMENT)
+_REFUSAL = re.compile(r"\b" + _stems(lex.REFUSALS) + r"\b.{0,40}\b" + _NO_COMMENT)
 _NOT_COMMENTING = re.compile(r"(\bnot|n['’]t)\s+(\w+\s+)?" + _NO_COMMENT)
 
 
@@ -123,7 +127,7 @@ def _stops(text: str, start: int, end: int) -> list[int]:
     """Where sentences end between start and end: after . ! ? (and a closing quote) and
     a blank, but not after a title or an initial ("Mr. Sanders", "U.S. officials")."""
     out = []
-    for m in _STOP.finditer(text, start, end):
+    for m in SENTENCE_END.finditer(text, start, end):
         word = text[max(text.rfind(" ", 0, m.start()) + 1, 0):m.start()].lower()
         if m.group().startswith(".") and (word in _ABBREVIATIONS or len(word) == 1
                                           or "." in word):
@@ -256,7 +260,7 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
         cue_words = cue_words_of(text, cue)
         if _NEGATION.search(cue_words):
             continue  # "did not say", "never claimed": not claims, as for the rules
-        if cue_words.split()[0] in _IMPRESSIONS:
+        if _base_forms(cue_words.split()[0]) & lex.RAISING_VERBS:
             continue  # "X seemed certain": the writer's impression; the rules keep it
         # with X inside the content, unattributed (item 2 of docs/claims.md)
         outside = [s for s in tagged.source if not (span[0] <= s[0] and s[1] <= span[1])

@@ -41,7 +41,8 @@ BATCH = 8
 F32 = npt.NDArray[np.float32]
 Span = tuple[int, int]
 
-_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)]*\s+|\n")
+# where a sentence may end: a stop (and a closing quote) before a blank, or a line break
+SENTENCE_END = re.compile(r"[.!?]+[\"'”’)]*\s+|\n")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _sentences(text: str) -> list[tuple[int, int, bool]]:
     """(start, end, opens a paragraph) of each sentence of a text, blank ones left out."""
     out: list[tuple[int, int, bool]] = []
     start, paragraph = 0, True
-    for m in _SENTENCE_END.finditer(text):
+    for m in SENTENCE_END.finditer(text):
         end = m.end()
         if text[start:end].strip():
             out.append((start, end, paragraph))
@@ -175,15 +176,15 @@ def decode(window: Window, tags: Sequence[int], text: str) -> tuple[list[Span], 
 
 @dataclass(frozen=True)
 class Tagged:
-    """What the tagger found in one article: each role's character spans, and each
-    span's mean probability of being in that role (a confidence), in the same order."""
+    """What the tagger found in one article: each role's character spans, and for contents
+    and cues each span's mean probability of being in that role (a confidence), in the
+    same order."""
 
     content: list[Span]
     cue: list[Span]
     source: list[Span]
     content_confidence: list[float]
     cue_confidence: list[float]
-    source_confidence: list[float]
 
 
 class ClaimTagger:
@@ -256,7 +257,7 @@ class ClaimTagger:
                     confidence[role].append(mean)
             last_end = max(e for _, e in w.offsets)
         return Tagged(found["content"], found["cue"], found["source"],
-                      confidence["content"], confidence["cue"], confidence["source"])
+                      confidence["content"], confidence["cue"])
 
 
 def _whole_words(text: str, start: int, end: int) -> Span:

@@ -7,20 +7,9 @@ import numpy as np
 import pytest
 
 from tasks.stance import crossencoder as sx
+from tests.sample import SAMPLE_COMMENTS
 
 CHIPS = "The US should restrict China's access to advanced chips and AI technology"
-# the five comments under the sample article (shared/seeds/000_5bf2e83c85908633.txt)
-SAMPLE_COMMENTS = [
-    "Protecting US technology is paramount. It is important to see the concerns of the "
-    "government.",
-    "We need to be vigilant about China's tech advances. This is a smart move by Sacks and "
-    "others.",
-    "Controlling these technologies is the only way to protect US interests in the long run. "
-    "We need to be in the front",
-    "The AI race is critical, and the US is right to focus on staying ahead. This is national "
-    "significance.",
-    "Better to acknowledge China's progress than to be blindsided. This is the right approach.",
-]
 
 
 @pytest.fixture(scope="module")
