@@ -16,7 +16,7 @@ not:
 
     python bench/train_claims_tagger.py --stage data --work /work/claims-work
     PYTHONPATH=$PWD /work/stance-work/venv/bin/python bench/train_claims_tagger.py \\
-        --stage train --work /work/claims-work --layers 3 --epochs 3
+        --stage train --work /work/claims-work --layers 6 --epochs 3
 
 The train stage writes tasks/claims/models/claims_tagger.npz (fp16 weights).
 Loss: the three roles' cross-entropies summed; AdamW (lr 1e-4, weight decay 0.01), linear
@@ -43,6 +43,9 @@ from bench.lib.polnear import held_out
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "polnear" / "polnear_train.jsonl"
+
+
+SPEAKER_FLOOR = 0.95  # issue 20: the speaker right on >= 95 % of matches
 
 
 def log(msg: str) -> None:
@@ -228,7 +231,7 @@ def fit_filter(args: argparse.Namespace) -> None:
     not find, with the speaker right. C and the threshold are chosen by 5-fold
     cross-validation by article: the threshold with the best F1 of rules + kept
     candidates whose precision stays >= --min-precision and whose speaker accuracy is
-    no lower than the rules' alone (or >= --min-speaker), out of fold."""
+    no lower than the rules' alone nor than 0.95 (or >= --min-speaker), out of fold."""
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -287,9 +290,11 @@ def fit_filter(args: argparse.Namespace) -> None:
 
     alone = evaluate(np.zeros(len(labels), bool))
     log("rules alone: P {:.3f} R {:.3f} F1 {:.3f} speaker {:.3f}".format(*alone))
-    # the tagger's claims may not lower the speaker accuracy the rules reach on their own:
-    # a claim with the wrong speaker is a false alarm about a person
-    min_speaker = args.min_speaker if args.min_speaker is not None else alone[3]
+    # the tagger's claims may not lower the speaker accuracy the rules reach on their own,
+    # nor take it under the issue's 95 %: a claim with the wrong speaker is a false alarm
+    # about a person (with the rules' own 0.948 as the floor, dev fell to 0.947)
+    min_speaker = args.min_speaker if args.min_speaker is not None else max(
+        alone[3], SPEAKER_FLOOR)
     log("rules + every candidate: P {:.3f} R {:.3f} F1 {:.3f} speaker {:.3f}".format(
         *evaluate(np.ones(len(labels), bool))))
     vec = DictVectorizer()
@@ -329,9 +334,9 @@ def main() -> int:
     parser.add_argument("--stage", choices=["data", "train", "filter"], required=True)
     parser.add_argument("--min-precision", type=float, default=0.86)
     parser.add_argument("--min-speaker", type=float, default=None,
-                        help="default: the rules' own speaker accuracy")
+                        help="default: the rules' own speaker accuracy, at least 0.95")
     parser.add_argument("--work", type=Path, default=Path("/tmp/claims-tagger"))
-    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-4)

@@ -167,7 +167,10 @@ def _speaker_of(verb: Token) -> tuple[Token | None, bool]:
             pobj = next((c for c in agent.children if c.dep_ == "pobj"), None)
             if pobj is not None:
                 return pobj, False
-        subj = next((c for c in tok.children if c.dep_ in _SUBJECTS), None)
+        # of two subjects ('"... Sen. John McCain," Trump said'), the one next to the
+        # verb: the parser takes a quotation's last name for a second subject
+        subj = min((c for c in tok.children if c.dep_ in _SUBJECTS),
+                   key=lambda c: abs(c.i - tok.i), default=None)
         if subj is not None:
             if subj.dep_ == "nsubjpass" and tok.i == verb.i:
                 return None, True
@@ -444,8 +447,16 @@ def _find_in_sentence(sent: Span, quotes: QuoteIndex, text: str,
                 continue
             a_start, a_end = _subtree_span(tok)
             start, end = sent.start_char, sent.end_char
+            # "(93 percent were white, according to exit polls)": the claim is the aside
+            opened = text.rfind("(", start, a_start)
+            bracketed = opened >= 0 and ")" not in text[opened:a_start] and \
+                text[a_end:end].lstrip().startswith(")")
+            if bracketed and any(ch.isalnum() for ch in text[opened + 1:a_start]):
+                start, end = opened + 1, a_start
+            elif bracketed and opened - start > 2:
+                end = opened  # "Sales rose 5 percent (according to Reuters).": what precedes
             # the claim is the sentence without the "according to X" phrase
-            if a_start - start <= 2:
+            elif a_start - start <= 2:
                 start = a_end
             elif end - a_end <= 2 or a_start - start >= end - a_end:
                 end = a_start
@@ -674,7 +685,13 @@ def _continue_quote(text: str, end: int, item: _Found, quotes: QuoteIndex,
     """
     if quotes.containing(max(end - 1, 0)) is None:
         # 'he said he would not vote for X. "I'm not sure ..."': a quotation right after
-        # an indirect claim, in the same paragraph, carries it on
+        # an indirect claim, in the same paragraph, carries it on; not after a relative
+        # clause on the speaker of an earlier cue ('"A," said X, who said Y. "B."'): that
+        # quotation is the main speaker's
+        cue = item.cue[0]
+        if cue.dep_ == "relcl" and cue.head.dep_ in _SUBJECTS and \
+                cue.head.head.idx in cue_starts and cue.head.head.i < cue.i:
+            return end
         gap = end
         while gap < len(text) and text[gap] in " .,;:":
             gap += 1
@@ -687,6 +704,11 @@ def _continue_quote(text: str, end: int, item: _Found, quotes: QuoteIndex,
             return end
         end = nxt[1]
     cue_end = max(item.sent.end_char, end)
+    # cues inside the speaker's own phrase ('said Peter King, who endorsed Rubio on
+    # Tuesday. "B."') describe the speaker: they neither end the quotation nor start one
+    own: tuple[int, int] = (-1, -1)
+    if item.speaker_head is not None and item.speaker_head.i > item.cue[0].i:
+        own = _subtree_span(item.speaker_head)
     for _ in range(20):
         gap_end = end
         while gap_end < len(text) and (text[gap_end] in " \t\r\n,.;:—–-" or (
@@ -702,7 +724,7 @@ def _continue_quote(text: str, end: int, item: _Found, quotes: QuoteIndex,
         if _ends_sentence(text, nxt[1]):
             after = nxt[1]  # '"B." The analyst said ...': that cue starts a new sentence
         if any((end <= c < nxt[0] or nxt[1] <= c < after) and c != item.cue[0].idx
-               for c in cue_starts):
+               and not own[0] <= c < own[1] for c in cue_starts):
             return end  # another cue ("adding that ...", '"B," she said') is in the way
         end = nxt[1]
     return end

@@ -206,12 +206,27 @@ def _is_refusal(text: str, cue: Span, content: Span) -> bool:
     return bool(_REFUSAL.search(words) or _NOT_COMMENTING.search(words))
 
 
+_CONJUNCTIONS = frozenset({"and", "or", "but", "nor"})
+_BE = frozenset({"is", "are", "was", "were", "be", "been", "being", "'s", "’s"})
+
+
+def _is_agentless_passive(text: str, cue: Span, cue_words: str) -> bool:
+    """"are accused of", "was charged with": a form of "be" and a participle, with no "by"
+    naming who did it in the words after the cue."""
+    words = cue_words.split()
+    if len(words) < 2 or words[0] not in _BE or not words[1].endswith(("ed", "en", "wn")):
+        return False
+    return re.match(r"[^.;:\n]{0,80}?\bby\b", text[cue[1]:]) is None
+
+
 def _speaker_tokens(tokens: list[Token], quotes: QuoteIndex) -> list[Token]:
     """A speaker phrase fit to name someone: none when its head is a relative, possessive
     or wh- word ("which reported", "his"), or when it lies inside a quotation; a trailing
     possessive ("Stumpf's") is cut off."""
     while tokens and tokens[-1].lower_ in ("'s", "’s", "'", "’"):
         tokens = tokens[:-1]
+    while tokens and (tokens[0].lower_ in _CONJUNCTIONS or tokens[0].is_punct):
+        tokens = tokens[1:]  # "... in China and Southeast Asia": a span cut after a comma
     if not tokens:
         return []
     head = tokens[-1]
@@ -260,6 +275,8 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
         cue_words = cue_words_of(text, cue)
         if _NEGATION.search(cue_words):
             continue  # "did not say", "never claimed": not claims, as for the rules
+        if _is_agentless_passive(text, cue, cue_words):
+            continue  # "X are accused of Y": X is who it is about, the speaker is unnamed
         if _base_forms(cue_words.split()[0]) & lex.RAISING_VERBS:
             continue  # "X seemed certain": the writer's impression; the rules keep it
         # with X inside the content, unattributed (item 2 of docs/claims.md)

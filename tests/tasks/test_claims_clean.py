@@ -110,6 +110,43 @@ def test_an_interrupted_quotation_is_its_parts_joined_as_written() -> None:
     assert text[claim.speaker_span[0]:claim.speaker_span[1]] == "Watanabe"
 
 
+def test_a_quotation_split_around_its_speaker_keeps_both_parts_and_the_speaker() -> None:
+    # the parser takes the quotation's last name for a second subject of "said"
+    text = ("\u201cAnd while I am at it, I hold in the highest esteem Sen. John McCain,\u201d "
+            "Trump said, \u201cand I fully support his re-election.\u201d")
+    (claim,) = extract_claims(text, [])
+    assert claim.speaker == "Trump"
+    assert [text[s:e] for s, e in claim.content_pieces] == [
+        "\u201cAnd while I am at it, I hold in the highest esteem Sen. John McCain,\u201d",
+        "\u201cand I fully support his re-election.\u201d"]
+
+
+def test_a_relative_clause_on_the_speaker_does_not_end_the_quotation() -> None:
+    text = ('"It is not going to be easy for him," said Representative Peter King of New '
+            'York, who endorsed Mr. Rubio on Tuesday. "There is no doubt that Trump is the '
+            'favorite."')
+    claim = next(c for c in extract_claims(text, []) if c.speaker == "Peter King")
+    assert [text[s:e] for s, e in claim.content_pieces] == [
+        '"It is not going to be easy for him,"',
+        '"There is no doubt that Trump is the favorite."']
+    # and the relative clause's own claim does not take the main speaker's quotation
+    assert [c.cue for c in extract_claims(text, []) if "favorite" in c.content] == ["said"]
+
+
+def test_according_to_in_brackets_alone_reports_what_precedes() -> None:
+    (claim,) = extract_claims("Sales rose 5 percent in May (according to Reuters).", [])
+    assert claim.content == "Sales rose 5 percent in May"
+    assert claim.speaker == "Reuters"
+
+
+def test_according_to_inside_brackets_reports_the_aside() -> None:
+    text = ("White states like Iowa (93 percent of voters there were white, according to "
+            "exit polls), New Hampshire and Ohio are key to his plan.")
+    claim = next(c for c in extract_claims(text, []) if c.cue == "according to")
+    assert claim.content == "93 percent of voters there were white"
+    assert claim.speaker == "exit polls"
+
+
 def test_a_parenthetical_attribution_is_cut_out() -> None:
     (claim,) = extract_claims("The plan, Jane Miller said on Monday, is deeply flawed.", [])
     assert claim.content == "The plan is deeply flawed"
@@ -178,4 +215,9 @@ def test_demo_site_claims_hold_no_cue_or_speaker() -> None:
             for attribution in (f"{last} {claim.cue}", f"{claim.cue} {claim.speaker}"):
                 assert attribution not in claim.content, claim.content
         joined += len(claim.content_pieces) > 1
+        # a speaker names someone: not a fragment of a list ("and Southeast Asia"), and
+        # not who a passive is about ("trading houses ... are accused of ...")
+        assert claim.speaker is None or claim.speaker.split()[0].lower() not in (
+            "and", "or", "but"), claim
+        assert not (claim.cue or "").startswith(("are accused", "is accused")), claim
     assert joined >= 8  # the demo's interrupted quotations are there, joined

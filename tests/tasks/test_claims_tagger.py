@@ -181,3 +181,50 @@ def test_empty_and_blank_bodies_have_no_claims() -> None:
 def test_negated_cues_and_refusals_are_no_claims(text: str) -> None:
     assert not any(c.cue and ("n't" in c.cue or "comment" in c.cue)
                    for c in extract_claims(text, []))
+
+
+def test_int8_token_states_follow_the_float_graph_with_its_own_embeddings(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """The tagger's states: embeddings summed in numpy, layers quantized to int8. Checked
+    against the float32 graph that embeds the word pieces itself (`build_graph` with its
+    embeddings), so an error in either the numpy embeddings or the quantization shows."""
+    import numpy as np
+
+    from tasks.claims.tagger import MODEL_FILE, models_dir
+    from tasks.stance import TokenStates
+    from tasks.stance.encoder import model_dir, read_safetensors
+    from tasks.stance.graph import build_graph, make_session
+
+    with np.load(models_dir() / MODEL_FILE) as saved:
+        layers = {k: saved[k] for k in saved.files if k.startswith("encoder.")}
+        depth = int(saved["layers"])
+    weights = read_safetensors(model_dir() / "model.safetensors",
+                               lambda name: name.startswith("embeddings."))
+    weights.update({k: v.astype(np.float32) for k, v in layers.items()})
+    reference = make_session(build_graph(weights, 0, depth, depth=depth + 1), threads=1)
+    batch = windows(ARTICLE, tokenizer)[:2]
+    length = max(len(w.ids) for w in batch)
+    ids = np.zeros((len(batch), length), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, w in enumerate(batch):
+        ids[i, : len(w.ids)], mask[i, : len(w.ids)] = w.ids, 1
+    want = reference.run(["state"], {"input_ids": ids, "attention_mask": mask})[0]
+    real = mask.astype(bool)
+    as_float = TokenStates(layers, depth, int8=False)(ids, mask)
+    assert np.abs(as_float - want)[real].max() < 1e-3
+    as_int8 = TokenStates(layers, depth)(ids, mask)[real]
+    assert np.abs(as_int8 - want[real]).max() > 1e-3  # quantized, not the float graph
+    cosine = (as_int8 * want[real]).sum(-1) / (
+        np.linalg.norm(as_int8, axis=-1) * np.linalg.norm(want[real], axis=-1))
+    assert cosine.mean() > 0.98 and cosine.min() > 0.9
+
+
+@pytest.mark.parametrize(("text", "cue", "passive"), [
+    ("Trading houses are accused of relabeling servers.", "are accused", True),
+    ("The firm was charged with smuggling chips.", "was charged", True),
+    ("The rule was criticized by Senator Lopez as too broad.", "was criticized", False),
+    ("Senator Lopez said the rule was too broad.", "said", False),
+])
+def test_an_agentless_passive_cue_names_no_speaker(text: str, cue: str, passive: bool) -> None:
+    start = text.index(cue)
+    span = (start, start + len(cue))
+    assert claims_tagged._is_agentless_passive(text, span, cue.lower()) is passive
