@@ -207,6 +207,9 @@ def _is_refusal(text: str, cue: Span, content: Span) -> bool:
 
 
 _CONJUNCTIONS = frozenset({"and", "or", "but", "nor"})
+_AUXILIARIES = frozenset({"would", "will", "can", "could", "should", "may", "might", "must",
+                          "shall", "is", "are", "was", "were", "be", "been", "being", "has",
+                          "have", "had", "do", "does", "did", "'s", "’s", "'d", "’d", "not"})
 _BE = frozenset({"is", "are", "was", "were", "be", "been", "being", "'s", "’s"})
 
 
@@ -275,6 +278,8 @@ def candidates(doc: Doc, text: str, tagged: Tagged, rules: Sequence[ClaimDraft],
         cue_words = cue_words_of(text, cue)
         if _NEGATION.search(cue_words):
             continue  # "did not say", "never claimed": not claims, as for the rules
+        if not set(cue_words.split()) - _AUXILIARIES:
+            continue  # "a bill ... would require X": a modal or "be" alone reports nothing
         if _is_agentless_passive(text, cue, cue_words):
             continue  # "X are accused of Y": X is who it is about, the speaker is unnamed
         if _base_forms(cue_words.split()[0]) & lex.RAISING_VERBS:

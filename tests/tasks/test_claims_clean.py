@@ -220,4 +220,6 @@ def test_demo_site_claims_hold_no_cue_or_speaker() -> None:
         assert claim.speaker is None or claim.speaker.split()[0].lower() not in (
             "and", "or", "but"), claim
         assert not (claim.cue or "").startswith(("are accused", "is accused")), claim
+        # "a bill ... would require X": a modal is no speech cue
+        assert (claim.cue or "").lower() not in ("would", "will", "could", "may"), claim
     assert joined >= 8  # the demo's interrupted quotations are there, joined
