@@ -94,9 +94,11 @@ def bench_polnear(split: str, limit: int | None, verbose: bool, use_tagger: bool
         predicted = extract_claims_many(texts, [], use_tagger=use_tagger)
         speeds.append(len(rows) / (time.process_time() - started))
     tp = n_pred = n_gold = right = 0
+    matched: list[list[tuple[int, int]]] = []  # per article, for the bare-phrase view
     for row, preds in zip(rows, predicted, strict=True):
         golds = gold_claims(row)
         pairs = match(preds, golds, row["text"])
+        matched.append(pairs)
         tp += len(pairs)
         n_pred += len(preds)
         n_gold += len(golds)
@@ -121,12 +123,11 @@ def bench_polnear(split: str, limit: int | None, verbose: bool, use_tagger: bool
     # that matches a bare gold phrase still counts among the predictions, so as wrong
     nlp = load_nlp()
     btp = n_bare = 0
-    for row, preds in zip(rows, predicted, strict=True):
-        golds = gold_claims(row)
-        bare = {g for g, gold in enumerate(golds) if bare_phrase(nlp(" ".join(
+    for row, pairs in zip(rows, matched, strict=True):
+        bare = {g for g, gold in enumerate(gold_claims(row)) if bare_phrase(nlp(" ".join(
             s["text"] for s in gold["content"]))[:])}
         n_bare += len(bare)
-        btp += sum(g not in bare for _, g in match(preds, golds, row["text"]))
+        btp += sum(g not in bare for _, g in pairs)
     bprec, brec, bf1 = prf(btp, n_pred, n_gold - n_bare)
     unclean = sum(not content_is_clean(c) for preds in predicted for c in preds)
     label = split if use_tagger else f"{split}, rules alone"

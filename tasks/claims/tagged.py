@@ -207,10 +207,9 @@ def _is_refusal(text: str, cue: Span, content: Span) -> bool:
 
 
 _CONJUNCTIONS = frozenset({"and", "or", "but", "nor"})
-_AUXILIARIES = frozenset({"would", "will", "can", "could", "should", "may", "might", "must",
-                          "shall", "is", "are", "was", "were", "be", "been", "being", "has",
-                          "have", "had", "do", "does", "did", "'s", "’s", "'d", "’d", "not"})
 _BE = frozenset({"is", "are", "was", "were", "be", "been", "being", "'s", "’s"})
+_AUXILIARIES = _BE | {"would", "will", "can", "could", "should", "may", "might", "must",
+                      "shall", "has", "have", "had", "do", "does", "did", "'d", "’d", "not"}
 
 
 def _is_agentless_passive(text: str, cue: Span, cue_words: str) -> bool:

@@ -191,8 +191,7 @@ class Tagged:
 class ClaimTagger:
     """The fine-tuned layers as an onnxruntime graph, plus the heads in numpy."""
 
-    def __init__(self, model: Path | None = None, threads: int = 1, *, int8: bool = True
-                 ) -> None:
+    def __init__(self, model: Path | None = None, threads: int = 1) -> None:
         from tasks.stance import TokenStates, load_tokenizer
 
         with np.load(model or models_dir() / MODEL_FILE) as saved:
@@ -200,7 +199,7 @@ class ClaimTagger:
         self.layers = int(arrays.pop("layers"))
         self.head_w = arrays.pop("head.weight").astype(np.float32)  # (3 roles * 3, 384)
         self.head_b = arrays.pop("head.bias").astype(np.float32)
-        self.states = TokenStates(arrays, self.layers, threads=threads, int8=int8)
+        self.states = TokenStates(arrays, self.layers, threads=threads)
         self.tokenizer = load_tokenizer()
 
     def probabilities(self, batch: Sequence[Window]) -> F32:

@@ -398,8 +398,8 @@ class TokenStates:
         self.word = emb["embeddings.word_embeddings.weight"].astype(np.float16)
         self.position = emb["embeddings.position_embeddings.weight"].astype(np.float32)
         self.type0 = emb["embeddings.token_type_embeddings.weight"][0].astype(np.float32)
-        self.norm_w = emb["embeddings.LayerNorm.weight"].astype(np.float32)
-        self.norm_b = emb["embeddings.LayerNorm.bias"].astype(np.float32)
+        self.emb_norm = (emb["embeddings.LayerNorm.weight"].astype(np.float32),
+                         emb["embeddings.LayerNorm.bias"].astype(np.float32))
         del emb
         weights = {k: v.astype(np.float32) for k, v in layers.items()}
         graph = build_graph(weights, 0, depth, depth=depth + 1, embed=False)
@@ -408,9 +408,7 @@ class TokenStates:
     def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> F32:
         """(batch, length, 384) states of padded word-piece ids and their attention mask."""
         x = self.word[ids].astype(np.float32) + self.position[: ids.shape[1]] + self.type0
-        x -= x.mean(axis=-1, keepdims=True)
-        x /= np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-12)
-        hidden = x * self.norm_w + self.norm_b
+        hidden = _layer_norm(x, *self.emb_norm)
         state: F32 = self.session.run(["state"], {"hidden": hidden,
                                                   "attention_mask": mask})[0]
         return state

@@ -185,7 +185,9 @@ def quantize(graph: Graph) -> Graph:
     # `logging.warning` would also give a bare root logger a stderr handler for good.
     root = logging.getLogger()
     handlers = list(root.handlers)
-    hint = _DropMessage("Please consider to run pre-processing before quantization")
+    def hint(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider to run pre-processing")
+
     root.addFilter(hint)
     try:
         with tempfile.TemporaryDirectory(prefix="policywatch-minilm-") as tmp:
@@ -201,15 +203,6 @@ def quantize(graph: Graph) -> Graph:
         for handler in root.handlers[:]:
             if handler not in handlers:
                 root.removeHandler(handler)
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
 
 
 def make_session(graph: Graph, threads: int | None = None) -> Any:
